@@ -75,6 +75,12 @@ class FirmwareError(ProfilerError):
         self.code = code
 
 
+class InternalError(ProfilerError):
+    """A bug in the profiler; the message names the exception, --traceback shows it."""
+
+    exit_code = 70
+
+
 class Interrupted(ProfilerError):
     """The user pressed Ctrl-C."""
 

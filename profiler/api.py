@@ -1,0 +1,151 @@
+"""The typed API under the CLI: everything `tiny-profiler run` does, callable from Python.
+
+`plan_run` checks every input before anything is launched (device, model,
+prompt, context, tools, firmware, fit), so bad input costs a second and one
+clear line, not a QEMU boot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from platforms import adapter_for, resolve_board
+from profiler.emulator import require_binary
+from profiler.errors import ConfigError, FitError, ModelError
+from profiler.firmware import ensure_firmware
+from profiler.models.fit import check_fit
+from profiler.models.format import TpmModel, read_header
+from profiler.models.reference import Reference
+from profiler.session import ModelHandle, RunSettings, Session, Target
+from profiler.sinks import Sink
+from profiler.sinks.jsonl import JsonlSink
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+DEFAULT_PROMPT = "Once upon a time"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The inputs of `tiny-profiler run`."""
+
+    device: str
+    model: str
+    prompt: str = DEFAULT_PROMPT
+    tokens: int = 32
+    repeat: int = 5
+    warmup: int = 1
+    seed: int = 0
+    temperature: float = 0.0
+    out: Path = Path("results")
+    emulate: bool | None = None
+    port: str | None = None
+    flash: bool = True
+    extra_sinks: Sequence[Sink] = field(default_factory=tuple)
+
+
+def bundled_models() -> list[str]:
+    """Names of the models shipped with the profiler."""
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.tpm"))
+
+
+def resolve_model_path(spec: str) -> Path:
+    """A model path, or the name of a bundled model (`demo`)."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    bundled = BUNDLED_DIR / f"{spec}.tpm"
+    if "/" not in spec and bundled.is_file():
+        return bundled
+    if path.exists():
+        raise ModelError(f"{spec} is not a file; pass a model file or one of: {', '.join(bundled_models())}")
+    raise ModelError(
+        f"model {spec} not found; pass a model file (convert one with `tiny-profiler model convert`) "
+        f"or a bundled model: {', '.join(bundled_models())}"
+    )
+
+
+def open_model(path: Path) -> tuple[TpmModel, ModelHandle]:
+    """Read and validate a model; the handle carries its identity, tokenizer and reference."""
+    data = path.read_bytes()
+    model = TpmModel.from_bytes(data, str(path))
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise ModelError(f"{path} has no tokenizer block; re-convert it with its tokenizer.bin")
+    reference = Reference(model)
+
+    def reference_tokens(prompt: Sequence[int], n: int, temperature: float, seed: int) -> list[int]:
+        return reference.generate(list(prompt), n, temperature, seed)
+
+    handle = ModelHandle(
+        path=path,
+        name=path.stem,
+        sha256=hashlib.sha256(data).hexdigest(),
+        crc32=_crc32(data),
+        size_bytes=len(data),
+        quantization=read_header(path).quant,
+        token_bytes=tokenizer.decode_piece,
+        reference_tokens=reference_tokens,
+    )
+    return model, handle
+
+
+def _crc32(data: bytes) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = None) -> tuple[Session, Path]:
+    """Validate everything, build the firmware if needed, and return a ready session."""
+    board = resolve_board(options.device)
+    if options.tokens < 1 or options.repeat < 1 or options.warmup < 0:
+        raise ConfigError("--tokens and --repeat must be at least 1 and --warmup at least 0")
+    emulate = options.emulate
+    if emulate is None:
+        emulate = options.port is None
+    if emulate and options.port is not None:
+        raise ConfigError("--emulate and --port exclude each other; choose one")
+    if emulate and board.qemu_machine is None:
+        raise ConfigError(f"{board.name} cannot be emulated; connect one and pass --port")
+    path = resolve_model_path(options.model)
+    model, handle = open_model(path)
+    assert model.tokenizer is not None
+    prompt_tokens = tuple(model.tokenizer.encode(options.prompt, bos=True))
+    cfg = model.config
+    if len(prompt_tokens) + options.tokens - 1 > cfg.seq_len:
+        raise ConfigError(
+            f"{len(prompt_tokens)} prompt tokens + {options.tokens} new tokens need a context of "
+            f"{len(prompt_tokens) + options.tokens - 1}, but {handle.name} has seq_len {cfg.seq_len}; "
+            "use a shorter prompt or fewer --tokens"
+        )
+    adapter = adapter_for(board)
+    firmware = ensure_firmware(board.firmware_port, adapter.toolchain) if (emulate or options.flash) else None
+    if emulate:
+        assert firmware is not None
+        spec = adapter.emulate(board, firmware.elf, path).spec
+        require_binary(spec.binary, spec.debian_package)
+    if firmware is not None:
+        check_fit(handle.size_bytes, cfg, board.model_region_bytes, firmware.arena_total_bytes, board.name)
+    elif handle.size_bytes > board.model_region_bytes:
+        raise FitError(f"{handle.name} needs {handle.size_bytes / 1024:.1f} KB of flash but "
+                       f"{board.name} has {board.model_region_bytes / 1024:.1f} KB for models")
+    settings = RunSettings(
+        prompt=options.prompt,
+        prompt_tokens=prompt_tokens,
+        tokens=options.tokens,
+        repetitions=options.repeat,
+        warmup=options.warmup,
+        temperature=options.temperature,
+        seed=options.seed,
+    )
+    target = Target(board=board, adapter=adapter, firmware=firmware, emulate=emulate,
+                    port=options.port, flash=options.flash)
+    session = Session(target=target, model=handle, settings=settings, sinks=[])
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    jsonl_path = options.out / f"{stamp}-{board.name}-{handle.name}-{session.session_id}.jsonl"
+    session.sinks = [JsonlSink(jsonl_path), *options.extra_sinks, *(sinks(jsonl_path) if sinks else [])]
+    return session, jsonl_path
+

@@ -1,0 +1,138 @@
+"""The `tiny-profiler` command line: a thin typer layer over `profiler.api`.
+
+Exceptions become exit codes in one place (`main`): a ProfilerError prints
+one line and exits with its class's code; `--traceback` shows the stack.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+
+from profiler import __version__
+from profiler.errors import Interrupted, ProfilerError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Hardware-in-the-loop profiling of quantized tiny LLMs on microcontrollers.",
+)
+model_app = typer.Typer(no_args_is_help=True, help="Convert and inspect models.")
+app.add_typer(model_app, name="model")
+
+_state = {"traceback": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"tiny-profiler {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    traceback: Annotated[bool, typer.Option("--traceback", help="Show the Python stack on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+) -> None:
+    _state["traceback"] = traceback
+
+
+@app.command()
+def run(
+    device: Annotated[str, typer.Option(help="Board or family: stm32, stm32f405, ...")],
+    model: Annotated[str, typer.Option(help="Model file (.tpm) or a bundled model name such as demo.")],
+    prompt: Annotated[str, typer.Option(help="Prompt text, encoded with the model's tokenizer.")] = "Once upon a time",
+    tokens: Annotated[int, typer.Option(help="Tokens to generate per repetition.")] = 32,
+    repeat: Annotated[int, typer.Option(help="Measured repetitions (5 or more for a valid run).")] = 5,
+    warmup: Annotated[int, typer.Option(help="Warmup repetitions, recorded but not summarised.")] = 1,
+    seed: Annotated[int, typer.Option(help="Sampling seed (used when --temperature > 0).")] = 0,
+    temperature: Annotated[float, typer.Option(help="0 is greedy.")] = 0.0,
+    out: Annotated[Path, typer.Option(help="Directory for the session JSONL.")] = Path("results"),
+    emulate: Annotated[Optional[bool], typer.Option("--emulate/--no-emulate", help="Run on the emulated board (default without --port).")] = None,  # noqa: UP045
+    port: Annotated[Optional[str], typer.Option(help="Serial port or URL of a real board (socket://, rfc2217://).")] = None,  # noqa: UP045
+    flash: Annotated[bool, typer.Option("--flash/--no-flash", help="Flash firmware and model before running.")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON on stdout.")] = False,
+) -> None:
+    """Profile MODEL on DEVICE: flash, connect, warm up, repeat, summarise."""
+    from profiler.api import RunOptions, plan_run
+    from profiler.sinks.console import ConsoleSink
+
+    console = Console(stderr=json_out)
+    options = RunOptions(
+        device=device, model=model, prompt=prompt, tokens=tokens, repeat=repeat, warmup=warmup,
+        seed=seed, temperature=temperature, out=out, emulate=emulate, port=port, flash=flash,
+        extra_sinks=(ConsoleSink(console),),
+    )  # fmt: skip
+    session, path = plan_run(options)
+    try:
+        summary = session.run()
+    finally:
+        console.print(f"results: {path}")
+    if json_out:
+        print(json.dumps(summary.to_dict()))
+    if not summary.valid:
+        raise typer.Exit(1)
+
+
+@model_app.command("convert")
+def model_convert(
+    checkpoint: Annotated[Path, typer.Argument(help="llama2.c fp32 checkpoint (.bin).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output model file (.tpm).")],
+    tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.bin; default: beside the checkpoint.")] = None,  # noqa: UP045
+    quant: Annotated[str, typer.Option(help="Quantization.")] = "int8",
+    group_size: Annotated[int, typer.Option(help="Quantization group length along a row.")] = 32,
+    seq_len: Annotated[Optional[int], typer.Option(help="Cap the context the board allocates for.")] = None,  # noqa: UP045
+) -> None:
+    """Convert a llama2.c checkpoint into the firmware's model format."""
+    from profiler.models.convert import convert
+
+    model = convert(checkpoint, tokenizer, output, quant=quant, group_size=group_size, seq_len=seq_len)
+    cfg = model.config
+    print(
+        f"wrote {output} ({output.stat().st_size:,} bytes): dim {cfg.dim}, hidden {cfg.hidden_dim}, "
+        f"{cfg.n_layers} layers, {cfg.n_heads}/{cfg.n_kv_heads} heads, vocab {cfg.vocab_size}, "
+        f"seq_len {cfg.seq_len}, {quant} groups of {cfg.group_size}"
+    )
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the session writes its closing records the same way as for Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        app(args=argv, standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except click.exceptions.Abort:
+        return _report(Interrupted("interrupted by the user (Ctrl-C)"))
+    except click.ClickException as usage:
+        usage.show()
+        return usage.exit_code
+    except KeyboardInterrupt:
+        return _report(Interrupted("interrupted by the user (Ctrl-C)"))
+    except ProfilerError as error:
+        return _report(error)
+
+
+def _report(error: ProfilerError) -> int:
+    if _state["traceback"]:
+        import traceback
+
+        traceback.print_exception(error)
+    print(f"error: {error}", file=sys.stderr)
+    return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Build the profiler firmware on first use, cached by the hash of its sources.
+
+Users never run make by hand: `run` asks for the image of a port, and this
+module builds it when the cache has no image for the current sources. The
+firmware id the board announces in HELLO is the same hash, so every JSONL
+header names exactly which firmware produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+
+from profiler.emulator import require_binary
+from profiler.errors import PlatformError
+
+FIRMWARE_DIR = Path(os.environ.get("TINY_PROFILER_FIRMWARE_DIR", Path(__file__).resolve().parent.parent / "firmware"))
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """A cross compiler and the Debian package that provides it."""
+
+    compiler: str
+    debian_package: str
+
+
+@dataclass(frozen=True)
+class FirmwareImage:
+    """A built firmware ELF and what the host needs to know of it before launch."""
+
+    port: str
+    firmware_id: str
+    elf: Path
+    static_ram_bytes: int
+    arena_total_bytes: int
+    text_bytes: int
+
+
+def cache_dir() -> Path:
+    """Where built images live: $TINY_PROFILER_CACHE or the XDG cache."""
+    override = os.environ.get("TINY_PROFILER_CACHE")
+    if override:
+        return Path(override) / "firmware"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tiny-profiler" / "firmware"
+
+
+def source_hash(port: str, firmware_dir: Path = FIRMWARE_DIR) -> str:
+    """sha256 over the Makefile, the portable core and the port's sources."""
+    roots = [firmware_dir / "core", firmware_dir / "ports" / port]
+    if not roots[1].is_dir():
+        raise PlatformError(f"firmware port {port!r} not found under {firmware_dir}/ports")
+    digest = hashlib.sha256()
+    files = [firmware_dir / "Makefile"]
+    for root in roots:
+        files += sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".c", ".h", ".ld", ".S", ".s", ".mk"})
+    for path in files:
+        digest.update(str(path.relative_to(firmware_dir)).encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_firmware(port: str, toolchain: Toolchain) -> FirmwareImage:
+    """Return the image for the current sources, building it if missing or stale."""
+    firmware_id = f"{port}-{source_hash(port)[:12]}"
+    target = cache_dir() / firmware_id
+    elf = target / "firmware.elf"
+    if not elf.is_file():
+        _build(port, toolchain, firmware_id, target)
+    return inspect_elf(port, firmware_id, elf)
+
+
+def _build(port: str, toolchain: Toolchain, firmware_id: str, target: Path) -> None:
+    require_binary(toolchain.compiler, toolchain.debian_package)
+    require_binary("make", "make")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{firmware_id}-", dir=target.parent))
+    try:
+        result = subprocess.run(
+            ["make", "-C", str(FIRMWARE_DIR), f"PORT={port}", f"BUILD_DIR={staging}", f"FIRMWARE_ID={firmware_id}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise PlatformError(
+                f"building the {port} firmware failed: {tail[0]}; run `make firmware` to see the full log"
+            )
+        try:
+            staging.rename(target)  # atomic: a concurrent build of the same sources may win
+        except OSError:
+            if not (target / "firmware.elf").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def inspect_elf(port: str, firmware_id: str, elf: Path) -> FirmwareImage:
+    """Read static RAM, arena and code size from the ELF (pyelftools)."""
+    with elf.open("rb") as handle:
+        image = ELFFile(handle)
+        sizes = {s.name: s.data_size for s in image.iter_sections()}
+        symbols: dict[str, int] = {}
+        table = image.get_section_by_name(".symtab")
+        if table is not None:
+            for name in ("__arena_start", "__arena_end"):
+                found = table.get_symbol_by_name(name)  # type: ignore[attr-defined]
+                if found:
+                    symbols[name] = int(found[0]["st_value"])
+    if len(symbols) != 2:
+        raise PlatformError(f"{elf} lacks the __arena_start/__arena_end symbols; rebuild the firmware")
+    return FirmwareImage(
+        port=port,
+        firmware_id=firmware_id,
+        elf=elf,
+        static_ram_bytes=sizes.get(".data", 0) + sizes.get(".bss", 0),
+        arena_total_bytes=symbols["__arena_end"] - symbols["__arena_start"],
+        text_bytes=sizes.get(".text", 0) + sizes.get(".rodata", 0),
+    )

@@ -1,0 +1,378 @@
+"""Host codec of wire protocol v1 (docs/protocol.md).
+
+Frames are COBS-encoded and end with a zero byte, so the decoder resynchronises
+after boot text, line noise or a board reset. The decoder knows nothing of
+boards or sessions: it turns bytes into typed events and counts what it had to
+throw away.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from enum import IntEnum
+
+from cobs import cobs
+
+from profiler.errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD = 1024
+_HEADER = struct.Struct("<BBHH")
+_CRC = struct.Struct("<I")
+_MIN_FRAME = _HEADER.size + _CRC.size
+
+
+class MsgType(IntEnum):
+    """Message types; device to host below 0x80, host to device from 0x80."""
+
+    HELLO = 0x01
+    TOKEN = 0x02
+    PHASE = 0x03
+    MEM = 0x04
+    DONE = 0x05
+    ERROR = 0x06
+    PONG = 0x07
+    LOG = 0x08
+    PING = 0x81
+    RUN = 0x82
+    HELLO_REQ = 0x83
+
+
+class PhaseMark(IntEnum):
+    """Phase markers a board sends around prefill and decode."""
+
+    PREFILL_START = 1
+    PREFILL_END = 2
+    DECODE_START = 3
+    DECODE_END = 4
+
+
+class ModelStatus(IntEnum):
+    """What the board found in its model flash region (HELLO.model_status)."""
+
+    OK = 0
+    NO_MODEL = 1
+    HEADER_CRC = 2
+    PAYLOAD_CRC = 3
+    UNSUPPORTED = 4
+    TOO_LARGE_FOR_REGION = 5
+    TOO_LARGE_FOR_ARENA = 6
+
+
+MODEL_STATUS_TEXT = {
+    ModelStatus.OK: "model ok",
+    ModelStatus.NO_MODEL: "no model in the model flash region",
+    ModelStatus.HEADER_CRC: "model header checksum wrong",
+    ModelStatus.PAYLOAD_CRC: "model payload checksum wrong (image damaged or partly written)",
+    ModelStatus.UNSUPPORTED: "model format version or quantization not supported by this firmware",
+    ModelStatus.TOO_LARGE_FOR_REGION: "model larger than the model flash region",
+    ModelStatus.TOO_LARGE_FOR_ARENA: "model buffers larger than the RAM arena",
+}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: type, sequence number and raw payload."""
+
+    type: int
+    seq: int
+    payload: bytes
+
+
+def crc32(data: bytes) -> int:
+    """CRC-32/IEEE, the checksum of frames and model images."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
+    """Build one frame, COBS-encoded and terminated by its zero delimiter."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    body = _HEADER.pack(PROTOCOL_VERSION, msg_type, seq & 0xFFFF, len(payload)) + payload
+    return cobs.encode(body + _CRC.pack(crc32(body))) + b"\x00"
+
+
+def decode_chunk(chunk: bytes) -> Frame | None:
+    """Decode the bytes between two delimiters; None when they are not a valid frame."""
+    try:
+        raw = cobs.decode(chunk)
+    except cobs.DecodeError:
+        return None
+    if len(raw) < _MIN_FRAME:
+        return None
+    version, msg_type, seq, length = _HEADER.unpack_from(raw)
+    if version != PROTOCOL_VERSION or length != len(raw) - _MIN_FRAME:
+        return None
+    (crc,) = _CRC.unpack_from(raw, len(raw) - _CRC.size)
+    if crc != crc32(raw[: -_CRC.size]):
+        return None
+    return Frame(msg_type, seq, raw[_HEADER.size : _HEADER.size + length])
+
+
+class FrameDecoder:
+    """Splits a byte stream into frames and keeps honest counts of what was lost.
+
+    Bytes before the first good frame are boot noise (`bytes_skipped`); after it,
+    every chunk that fails to decode is a corrupt frame, and every gap in the
+    sequence numbers is lost frames. A HELLO with sequence 0 means the board
+    rebooted, so the sequence restarts without counting a gap.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._expected_seq: int | None = None
+        self.synced = False
+        self.frames_corrupt = 0
+        self.frames_lost = 0
+        self.bytes_skipped = 0
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add received bytes; return the frames they completed."""
+        frames: list[Frame] = []
+        self._buffer.extend(data)
+        while True:
+            end = self._buffer.find(0)
+            if end < 0:
+                break
+            chunk = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            if not chunk:
+                continue
+            frame = decode_chunk(chunk)
+            if frame is None:
+                if self.synced:
+                    self.frames_corrupt += 1
+                else:
+                    self.bytes_skipped += len(chunk) + 1
+                continue
+            self._track_sequence(frame)
+            self.synced = True
+            frames.append(frame)
+        if len(self._buffer) > 4 * MAX_PAYLOAD:
+            # No delimiter for far longer than any frame: noise, not a frame in progress.
+            if self.synced:
+                self.frames_corrupt += 1
+            else:
+                self.bytes_skipped += len(self._buffer)
+            self._buffer.clear()
+        return frames
+
+    def _track_sequence(self, frame: Frame) -> None:
+        if frame.type == MsgType.HELLO and frame.seq == 0:
+            self._expected_seq = 1
+            return
+        if self._expected_seq is not None:
+            self.frames_lost += (frame.seq - self._expected_seq) & 0xFFFF
+        self._expected_seq = (frame.seq + 1) & 0xFFFF
+
+
+# ---------------------------------------------------------------------------
+# Device events
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    """The board's self-description, sent first at boot."""
+
+    protocol_version: int
+    timer_bits: int
+    capabilities: int
+    clock_hz: int
+    timer_hz: int
+    ram_total_bytes: int
+    flash_total_bytes: int
+    static_ram_bytes: int
+    arena_total_bytes: int
+    stack_total_bytes: int
+    model_addr: int
+    model_region_bytes: int
+    model_bytes: int
+    model_crc32: int
+    model_status: int
+    firmware_id: str
+    board: str
+
+
+@dataclass(frozen=True)
+class Token:
+    """A generated token with the device time right after it was sampled."""
+
+    rep: int
+    index: int
+    pos: int
+    token_id: int
+    ticks: int
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A prefill/decode boundary in device time."""
+
+    rep: int
+    phase: PhaseMark
+    ticks: int
+
+
+@dataclass(frozen=True)
+class MemorySample:
+    """RAM use the board measured at the end of a repetition."""
+
+    rep: int
+    ticks: int
+    static_ram_bytes: int
+    arena_used_bytes: int
+    stack_peak_bytes: int
+    stack_total_bytes: int
+    kv_cache_bytes: int
+
+
+@dataclass(frozen=True)
+class Done:
+    """End of one repetition."""
+
+    rep: int
+    tokens_generated: int
+    ticks: int
+    status: int
+
+
+@dataclass(frozen=True)
+class DeviceError:
+    """An error code and message from the firmware."""
+
+    code: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Pong:
+    """Answer to PING."""
+
+    nonce: int
+
+
+@dataclass(frozen=True)
+class Log:
+    """Free text from the firmware."""
+
+    text: str
+
+
+Event = Hello | Token | Phase | MemorySample | Done | DeviceError | Pong | Log
+
+_HELLO_FIXED = struct.Struct("<BBHIIIIIIIIIIIB")
+_TOKEN = struct.Struct("<HHHHQ")
+_PHASE = struct.Struct("<HBBQ")
+_MEM = struct.Struct("<HHQIIIII")
+_DONE = struct.Struct("<HHQB")
+_ERROR = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_RUN = struct.Struct("<HHfIH")
+
+
+def _read_str(payload: bytes, offset: int) -> tuple[str, int]:
+    if offset >= len(payload):
+        raise ProtocolError("string field runs past the end of the frame")
+    length = payload[offset]
+    end = offset + 1 + length
+    if end > len(payload):
+        raise ProtocolError("string field runs past the end of the frame")
+    return payload[offset + 1 : end].decode("utf-8", errors="replace"), end
+
+
+def _unpack(layout: struct.Struct, frame: Frame) -> tuple[int, ...]:
+    if len(frame.payload) != layout.size:
+        raise ProtocolError(
+            f"{MsgType(frame.type).name} payload is {len(frame.payload)} bytes, expected "
+            f"{layout.size}; the firmware speaks another protocol revision: rebuild it"
+        )
+    return layout.unpack(frame.payload)
+
+
+def parse_event(frame: Frame) -> Event:
+    """Turn a device-to-host frame into its typed event."""
+    kind = frame.type
+    if kind == MsgType.HELLO:
+        if len(frame.payload) < _HELLO_FIXED.size:
+            raise ProtocolError("HELLO too short; the firmware speaks another protocol revision")
+        fixed = _HELLO_FIXED.unpack_from(frame.payload)
+        firmware_id, offset = _read_str(frame.payload, _HELLO_FIXED.size)
+        board, _ = _read_str(frame.payload, offset)
+        return Hello(*fixed, firmware_id=firmware_id, board=board)
+    if kind == MsgType.TOKEN:
+        return Token(*_unpack(_TOKEN, frame))
+    if kind == MsgType.PHASE:
+        rep, mark, _reserved, ticks = _unpack(_PHASE, frame)
+        try:
+            return Phase(rep, PhaseMark(mark), ticks)
+        except ValueError:
+            raise ProtocolError(f"unknown phase marker {mark}") from None
+    if kind == MsgType.MEM:
+        rep, _reserved, *rest = _unpack(_MEM, frame)
+        return MemorySample(rep, *rest)
+    if kind == MsgType.DONE:
+        return Done(*_unpack(_DONE, frame))
+    if kind == MsgType.ERROR:
+        if len(frame.payload) < _ERROR.size:
+            raise ProtocolError("ERROR frame too short")
+        (code,) = _ERROR.unpack_from(frame.payload)
+        message, _ = _read_str(frame.payload, _ERROR.size)
+        return DeviceError(code, message)
+    if kind == MsgType.PONG:
+        return Pong(*_unpack(_U32, frame))
+    if kind == MsgType.LOG:
+        return Log(frame.payload.decode("utf-8", errors="replace"))
+    raise ProtocolError(f"unknown message type 0x{kind:02x} from the board")
+
+
+# ---------------------------------------------------------------------------
+# Host commands and device payload builders (the latter for tests and fakes)
+# ---------------------------------------------------------------------------
+
+
+def run_payload(
+    rep: int, n_tokens: int, temperature: float, seed: int, prompt: list[int]
+) -> bytes:
+    """Payload of RUN: one repetition of prefill over `prompt` then `n_tokens` tokens."""
+    return _RUN.pack(rep, n_tokens, temperature, seed & 0xFFFFFFFF, len(prompt)) + struct.pack(
+        f"<{len(prompt)}H", *prompt
+    )
+
+
+def ping_payload(nonce: int) -> bytes:
+    """Payload of PING."""
+    return _U32.pack(nonce & 0xFFFFFFFF)
+
+
+def _pack_str(text: str) -> bytes:
+    raw = text.encode("utf-8")[:255]
+    return bytes([len(raw)]) + raw
+
+
+def hello_payload(hello: Hello) -> bytes:
+    """Payload of HELLO, as a board sends it."""
+    fixed = (
+        hello.protocol_version, hello.timer_bits, hello.capabilities, hello.clock_hz,
+        hello.timer_hz, hello.ram_total_bytes, hello.flash_total_bytes, hello.static_ram_bytes,
+        hello.arena_total_bytes, hello.stack_total_bytes, hello.model_addr,
+        hello.model_region_bytes, hello.model_bytes, hello.model_crc32, hello.model_status,
+    )  # fmt: skip
+    return _HELLO_FIXED.pack(*fixed) + _pack_str(hello.firmware_id) + _pack_str(hello.board)
+
+
+def token_payload(token: Token) -> bytes:
+    """Payload of TOKEN."""
+    return _TOKEN.pack(token.rep, token.index, token.pos, token.token_id, token.ticks)
+
+
+def phase_payload(phase: Phase) -> bytes:
+    """Payload of PHASE."""
+    return _PHASE.pack(phase.rep, int(phase.phase), 0, phase.ticks)
+
+
+def error_payload(error: DeviceError) -> bytes:
+    """Payload of ERROR."""
+    return _ERROR.pack(error.code) + _pack_str(error.message)

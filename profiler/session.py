@@ -1,0 +1,387 @@
+"""A profiling session: connect, load, warm up, K repetitions, summary.
+
+The session turns device events into records and hands each record to every
+sink. It owns the board (an emulator process or a serial port) and always
+releases it. Whatever stops it, the last records say why.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from platforms.base import PlatformAdapter
+from platforms.boards import BoardProfile
+from profiler import __version__
+from profiler.emulator import QemuBoard, instructions_from_ticks
+from profiler.errors import (
+    FirmwareError,
+    InternalError,
+    Interrupted,
+    LinkDisconnected,
+    LinkTimeout,
+    ProfilerError,
+    ProtocolError,
+)
+from profiler.firmware import FirmwareImage
+from profiler.measure import RepetitionEvents, summarise_repetition, summarise_session
+from profiler.protocol import (
+    MODEL_STATUS_TEXT,
+    PROTOCOL_VERSION,
+    DeviceError,
+    Done,
+    Hello,
+    Log,
+    MemorySample,
+    ModelStatus,
+    MsgType,
+    Phase,
+    PhaseMark,
+    Token,
+    run_payload,
+)
+from profiler.records import (
+    SCHEMA_VERSION,
+    ErrorRecord,
+    PhaseRecord,
+    Record,
+    SampleRecord,
+    SessionHeader,
+    SummaryRecord,
+    TokenRecord,
+)
+from profiler.sinks import Sink
+from profiler.transport import SerialLink, open_serial
+
+HELLO_TIMEOUT_S = 20.0
+EVENT_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What to generate and how often."""
+
+    prompt: str
+    prompt_tokens: tuple[int, ...]
+    tokens: int
+    repetitions: int
+    warmup: int
+    temperature: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """A model file as the session needs it: identity, tokenizer, reference tokens."""
+
+    path: Path
+    name: str
+    sha256: str
+    crc32: int
+    size_bytes: int
+    quantization: str
+    token_bytes: Callable[[int, int], bytes]
+    reference_tokens: Callable[[Sequence[int], int, float, int], list[int]]
+
+
+@dataclass
+class Target:
+    """The board to profile and how to reach it."""
+
+    board: BoardProfile
+    adapter: PlatformAdapter
+    firmware: FirmwareImage | None
+    emulate: bool
+    port: str | None = None
+    flash: bool = True
+
+
+@dataclass
+class Session:
+    """One profiling session over one board."""
+
+    target: Target
+    model: ModelHandle
+    settings: RunSettings
+    sinks: Sequence[Sink]
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    _pending: list[Record] = field(default_factory=list)
+    _header_written: bool = False
+    _phase_name: str | None = None
+    _host_ms: dict[str, float] = field(default_factory=dict)
+    _emulator: QemuBoard | None = None
+    _link: SerialLink | None = None
+    _hello: Hello | None = None
+
+    # -- records -----------------------------------------------------------
+
+    def _emit(self, record: Record) -> None:
+        if not self._header_written:
+            self._pending.append(record)
+            return
+        for sink in self.sinks:
+            sink.emit(record)
+
+    def _write_header(self) -> None:
+        if self._header_written:
+            return
+        hello, board, fw = self._hello, self.target.board, self.target.firmware
+        emulator: dict[str, Any] | None = None
+        if self._emulator is not None:
+            emulator = {
+                "program": self._emulator.spec.binary,
+                "machine": self._emulator.spec.machine,
+                "icount_shift": self._emulator.spec.icount_shift,
+            }
+        header = SessionHeader(
+            schema_version=SCHEMA_VERSION,
+            profiler_version=__version__,
+            session_id=self.session_id,
+            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            device=board.name,
+            board=hello.board if hello else board.name,
+            platform=board.family,
+            core=board.core,
+            clock_hz=hello.clock_hz if hello else board.clock_hz,
+            timer_hz=hello.timer_hz if hello else 0,
+            firmware_id=hello.firmware_id if hello else (fw.firmware_id if fw else ""),
+            model=self.model.name,
+            model_sha256=self.model.sha256,
+            model_crc32=f"{self.model.crc32:08x}",
+            quantization=self.model.quantization,
+            emulated=self.target.emulate,
+            host=socket.gethostname(),
+            prompt=self.settings.prompt,
+            prompt_tokens=list(self.settings.prompt_tokens),
+            tokens=self.settings.tokens,
+            repetitions=self.settings.repetitions,
+            warmup=self.settings.warmup,
+            temperature=self.settings.temperature,
+            seed=self.settings.seed,
+            serial_url=self._link.url if self._link else (self.target.port or ""),
+            emulator=emulator,
+        )
+        self._header_written = True
+        self._emit(header)
+        pending, self._pending = self._pending, []
+        for record in pending:
+            self._emit(record)
+
+    @contextlib.contextmanager
+    def _phase(self, name: str, **fields: Any) -> Iterator[dict[str, Any]]:
+        """Time a host phase; the record is written even when the phase fails."""
+        self._phase_name = name
+        start_ns, t0 = time.time_ns(), time.perf_counter()
+        extra: dict[str, Any] = {}
+        try:
+            yield extra
+        finally:
+            host_ms = (time.perf_counter() - t0) * 1e3
+            if fields.get("repetition") is None:
+                self._host_ms[name] = self._host_ms.get(name, 0.0) + host_ms
+            self._emit(PhaseRecord(name=name, start_unix_ns=start_ns, host_ms=host_ms, **fields, **extra))
+
+    # -- the run -----------------------------------------------------------
+
+    def run(self) -> SummaryRecord:
+        """Run the session to its end; never raises without writing why first."""
+        failure: ProfilerError | None = None
+        summary: SummaryRecord | None = None
+        reps: list[RepetitionEvents] = []
+        try:
+            self._connect()
+            reps = self._repetitions()
+        except KeyboardInterrupt:
+            failure = Interrupted("interrupted by the user (Ctrl-C); partial results are in the file")
+        except ProfilerError as exc:
+            failure = exc
+        except Exception as exc:  # a bug must still leave a file that says so
+            failure = InternalError(f"internal error {type(exc).__name__}: {exc}; re-run with --traceback and report it")
+            failure.__cause__ = exc
+        finally:
+            phase_at_failure = self._phase_name
+            with contextlib.suppress(KeyboardInterrupt):
+                self._teardown()
+            self._write_header()
+            decoder = self._link.decoder if self._link else None
+            summary = summarise_session(
+                reps,
+                self.settings,
+                frames_corrupt=decoder.frames_corrupt if decoder else 0,
+                frames_lost=decoder.frames_lost if decoder else 0,
+                host_ms=dict(self._host_ms),
+                failure=failure,
+            )
+            if failure is not None:
+                self._emit(ErrorRecord(
+                    kind=_failure_kind(failure), message=str(failure),
+                    phase=phase_at_failure, exit_code=failure.exit_code,
+                ))  # fmt: skip
+            self._emit(summary)
+            for sink in self.sinks:
+                sink.close()
+        if failure is not None:
+            raise failure
+        return summary
+
+    def _connect(self) -> None:
+        target = self.target
+        with self._phase("flash"):
+            if target.emulate:
+                assert target.firmware is not None
+                self._emulator = target.adapter.emulate(target.board, target.firmware.elf, self.model.path)
+                self._emulator.start()
+            elif target.flash:
+                assert target.firmware is not None and target.port is not None
+                target.adapter.flash(target.board, target.firmware.elf, self.model.path, target.port)
+        with self._phase("device_connection"):
+            url = self._emulator.url if self._emulator else target.adapter.open_link(target.board, target.port or "")
+            self._link = SerialLink(open_serial(url, target.board.baud, connect_timeout_s=5.0), url)
+            if not target.emulate:
+                self._link.send(MsgType.HELLO_REQ)  # a running board may have said HELLO long ago
+            self._hello = self._wait_hello()
+        self._write_header()
+        with self._phase("model_loading"):
+            self._check_model(self._hello)
+
+    def _wait_hello(self) -> Hello:
+        assert self._link is not None
+        for event in self._events(HELLO_TIMEOUT_S, "the board's HELLO"):
+            if isinstance(event, Hello):
+                return event
+        raise AssertionError("unreachable")
+
+    def _check_model(self, hello: Hello) -> None:
+        if hello.protocol_version != PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"board speaks protocol {hello.protocol_version}, this profiler {PROTOCOL_VERSION}; "
+                "re-flash the firmware that ships with this profiler"
+            )
+        if hello.model_status != ModelStatus.OK:
+            status = MODEL_STATUS_TEXT.get(ModelStatus(hello.model_status), f"status {hello.model_status}")
+            raise FirmwareError(f"board reports {status}; re-flash the model", code=hello.model_status)
+        if hello.model_crc32 != self.model.crc32:
+            raise FirmwareError(
+                f"the model on the board (crc32 {hello.model_crc32:08x}) is not {self.model.name} "
+                f"(crc32 {self.model.crc32:08x}); flash the model you asked for"
+            )
+
+    def _events(self, timeout_s: float, what: str) -> Iterator[Any]:
+        assert self._link is not None
+        try:
+            for event in self._link.events(timeout_s, what):
+                if isinstance(event, DeviceError):
+                    raise FirmwareError(f"board error {event.code}: {event.message}", code=event.code)
+                if isinstance(event, Log):
+                    continue
+                yield event
+        except LinkDisconnected as exc:
+            if self._emulator is not None and not self._emulator.alive():
+                last = self._emulator.output().strip().splitlines()[-1:] or ["no output"]
+                raise LinkDisconnected(f"{exc}; QEMU exited: {last[0]}") from exc
+            raise
+
+    def _repetitions(self) -> list[RepetitionEvents]:
+        settings, reference = self.settings, self._reference()
+        total = settings.warmup + settings.repetitions
+        done: list[RepetitionEvents] = []
+        warmup_ctx: contextlib.AbstractContextManager[Any] = (
+            self._phase("warmup") if settings.warmup else contextlib.nullcontext()
+        )
+        with warmup_ctx:
+            for wire_rep in range(settings.warmup):
+                self._one_repetition(wire_rep, wire_rep, True, reference)
+        for wire_rep in range(settings.warmup, total):
+            done.append(self._one_repetition(wire_rep, wire_rep - settings.warmup, False, reference))
+        return done
+
+    def _reference(self) -> list[int]:
+        with self._phase("reference"):
+            s = self.settings
+            return self.model.reference_tokens(s.prompt_tokens, s.tokens, s.temperature, s.seed)
+
+    def _one_repetition(self, wire_rep: int, rep: int, warmup: bool, reference: list[int]) -> RepetitionEvents:
+        assert self._link is not None and self._hello is not None
+        s, hello = self.settings, self._hello
+        events = RepetitionEvents(rep, warmup, hello.timer_hz)
+        start_ns, t0 = time.time_ns(), time.perf_counter()
+        lost_before = self._link.decoder.frames_lost + self._link.decoder.frames_corrupt
+        self._phase_name = "prefill"
+        self._link.send(MsgType.RUN, run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens)))
+        prev = s.prompt_tokens[-1]
+        # Byte-fallback tokens can split one UTF-8 character across tokens.
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for event in self._events(EVENT_TIMEOUT_S, f"repetition {rep}"):
+            if getattr(event, "rep", wire_rep) != wire_rep:
+                continue  # a late frame of an earlier repetition
+            if isinstance(event, Phase):
+                events.phases[event.phase] = event.ticks
+                if event.phase == PhaseMark.DECODE_START:
+                    self._phase_name = "decode"
+            elif isinstance(event, Token):
+                text = utf8.decode(self.model.token_bytes(prev, event.token_id))
+                prev = event.token_id
+                events.tokens.append(event)
+                events.texts.append(text)
+                self._emit(TokenRecord(
+                    repetition=rep, warmup=warmup, index=event.index, position=event.pos,
+                    token_id=event.token_id, text=text, ticks=event.ticks,
+                    device_ms=events.ms_since_start(event.ticks),
+                ))  # fmt: skip
+            elif isinstance(event, MemorySample):
+                events.memory = event
+                self._emit(SampleRecord(kind="memory", repetition=rep, warmup=warmup, ticks=event.ticks, values={
+                    "static_ram_bytes": event.static_ram_bytes, "arena_used_bytes": event.arena_used_bytes,
+                    "stack_peak_bytes": event.stack_peak_bytes, "stack_total_bytes": event.stack_total_bytes,
+                    "kv_cache_bytes": event.kv_cache_bytes,
+                    "peak_ram_bytes": event.static_ram_bytes + event.arena_used_bytes + event.stack_peak_bytes,
+                }))  # fmt: skip
+            elif isinstance(event, Done):
+                events.done = event
+                break
+        events.frames_missing = self._link.decoder.frames_lost + self._link.decoder.frames_corrupt - lost_before
+        host_ms = (time.perf_counter() - t0) * 1e3
+        shift = self._emulator.spec.icount_shift if self._emulator else None
+        record = summarise_repetition(events, s, reference, instructions_per_tick=(
+            None if shift is None else instructions_from_ticks(1, hello.timer_hz, shift)
+        ))  # fmt: skip
+        for name, start, end in (("prefill", PhaseMark.PREFILL_START, PhaseMark.PREFILL_END),
+                                 ("decode", PhaseMark.DECODE_START, PhaseMark.DECODE_END)):  # fmt: skip
+            if start in events.phases and end in events.phases:
+                self._emit(PhaseRecord(
+                    name=name, start_unix_ns=start_ns, host_ms=host_ms, repetition=rep, warmup=warmup,
+                    device_ms=events.ms_between(events.phases[start], events.phases[end]),
+                    start_ticks=events.phases[start], end_ticks=events.phases[end],
+                ))  # fmt: skip
+        self._emit(record)
+        events.record = record
+        return events
+
+    def _teardown(self) -> None:
+        with self._phase("teardown"):
+            if self._link is not None:
+                self._link.close()
+            if self._emulator is not None:
+                self._emulator.close()
+
+
+def _failure_kind(failure: ProfilerError) -> str:
+    if isinstance(failure, Interrupted):
+        return "interrupted"
+    if isinstance(failure, LinkDisconnected):
+        return "disconnect"
+    if isinstance(failure, LinkTimeout):
+        return "timeout"
+    if isinstance(failure, FirmwareError):
+        return "firmware"
+    if isinstance(failure, InternalError):
+        return "crash"
+    return "error"

@@ -1,0 +1,113 @@
+"""Live rich display while a session runs, and the summary table at its end."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from profiler.records import (
+    ErrorRecord,
+    Record,
+    RepetitionRecord,
+    SessionHeader,
+    SummaryRecord,
+    TokenRecord,
+)
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+class ConsoleSink:
+    """Progress per repetition with live device-timed tok/s; a summary table at the end."""
+
+    def __init__(self, console: Console, show_summary: bool = True) -> None:
+        self.console = console
+        self.show_summary = show_summary
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            console=console,
+            transient=False,
+        )
+        self._task: TaskID | None = None
+        self._tokens = 0
+        self._first_ms = 0.0
+        self._header: SessionHeader | None = None
+
+    def emit(self, record: Record) -> None:
+        if isinstance(record, SessionHeader):
+            self._header = record
+            where = "emulated " if record.emulated else ""
+            self.console.print(
+                f"[bold]{where}{record.board}[/] @ {record.clock_hz / 1e6:.0f} MHz, firmware "
+                f"{record.firmware_id}, model {record.model} ({record.quantization}), "
+                f"{len(record.prompt_tokens)} prompt tokens + {record.tokens} generated, "
+                f"{record.warmup} warmup + {record.repetitions} repetitions"
+            )
+            self._progress.start()
+        elif isinstance(record, TokenRecord):
+            self._on_token(record)
+        elif isinstance(record, RepetitionRecord) and self._task is not None:
+            rate = record.decode_tokens_per_s
+            mark = "" if record.valid else " [red]invalid[/]"
+            self._progress.update(self._task, rate=f"{_fmt(rate)} tok/s (device){mark}")
+            self._task = None
+        elif isinstance(record, ErrorRecord):
+            self._progress.stop()
+            self.console.print(f"[red]stopped ({record.kind}):[/] {record.message}")
+        elif isinstance(record, SummaryRecord):
+            self._progress.stop()
+            if self.show_summary:
+                self.console.print(summary_table(record, self._header))
+
+    def _on_token(self, record: TokenRecord) -> None:
+        if record.index == 0:
+            label = "warmup" if record.warmup else f"rep {record.repetition}"
+            total = self._header.tokens if self._header else None
+            self._task = self._progress.add_task(label, total=total, rate="")
+            self._first_ms = record.device_ms
+        if self._task is None:
+            return
+        rate = ""
+        if record.index > 0 and record.device_ms > self._first_ms:
+            rate = f"{record.index / ((record.device_ms - self._first_ms) / 1e3):,.2f} tok/s (device)"
+        self._progress.update(self._task, completed=record.index + 1, rate=rate)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def summary_table(summary: SummaryRecord, header: SessionHeader | None) -> Table:
+    """The figures a user reads first, device-timed, with validity up front."""
+    title = "summary"
+    if header is not None:
+        title = f"{header.board}{' (emulated)' if header.emulated else ''} · {header.model} · {header.quantization}"
+    table = Table(title=title, show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("status", summary.status + ("" if summary.valid else " (not valid)")),
+        ("decode tokens/s (median)", _fmt(summary.decode_tokens_per_s)),
+        ("decode tokens/s min / max", f"{_fmt(summary.decode_tokens_per_s_min)} / {_fmt(summary.decode_tokens_per_s_max)}"),
+        ("decode tokens/s stddev", _fmt(summary.decode_tokens_per_s_stddev, 4)),
+        ("prefill tokens/s", _fmt(summary.prefill_tokens_per_s)),
+        ("time to first token ms", _fmt(summary.ttft_ms, 3)),
+        ("token latency ms p50 / p95", f"{_fmt(summary.token_latency_ms_p50, 3)} / {_fmt(summary.token_latency_ms_p95, 3)}"),
+        ("peak RAM bytes", "-" if summary.peak_ram_bytes is None else f"{summary.peak_ram_bytes:,}"),
+        ("instructions / decoded token", _fmt(summary.decode_instructions_per_token, 0)),
+        ("repetitions / tokens", f"{summary.repetitions} / {summary.tokens_generated}"),
+        ("matches host reference", {True: "yes", False: "NO", None: "-"}[summary.reference_match]),
+        ("frames corrupt / lost", f"{summary.frames_corrupt} / {summary.frames_lost}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    for reason in summary.reasons[:5]:
+        table.add_row("[red]reason[/]", reason)
+    if summary.text:
+        table.caption = f"text: {summary.text[:120]!r}"
+    return table

@@ -1,0 +1,34 @@
+"""Shared fixtures: firmware built from this tree, in a cache private to the test session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Tests build the firmware from this tree into their own cache, never the user's.
+    os.environ["TINY_PROFILER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def host_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The firmware core built for the host: tp_protocol_test and tp_generate."""
+    build = tmp_path_factory.mktemp("host-build")
+    subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), "host", f"BUILD_DIR={build}"], check=True)
+    return build
+
+
+@pytest.fixture(scope="session")
+def firmware_image():  # type: ignore[no-untyped-def]
+    """The STM32F4 firmware image for the current sources."""
+    from platforms.stm32 import Stm32Adapter
+    from profiler.firmware import ensure_firmware
+
+    return ensure_firmware("stm32f4", Stm32Adapter.toolchain)
