@@ -1,0 +1,76 @@
+"""Turn float weights (a llama2.c checkpoint) into a quantized TPMD model file."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from profiler.errors import ConfigError, ModelError
+from profiler.models.format import LayerWeights, TpmModel, rope_table
+from profiler.models.llama2c import FloatWeights, read_checkpoint
+from profiler.models.quantize import quantize_rows
+from profiler.models.tokenizer import Tokenizer
+
+SUPPORTED_QUANT = ("int8",)
+
+
+def quantize_weights(weights: FloatWeights, group_size: int = 32,
+                     seq_len: int | None = None,
+                     tokenizer: Tokenizer | None = None) -> TpmModel:
+    """Quantize every matrix to int8 groups and build the RoPE table for `seq_len`."""
+    cfg = weights.config
+    if seq_len is not None and not 1 <= seq_len <= cfg.seq_len:
+        raise ConfigError(f"--seq-len {seq_len} is outside 1..{cfg.seq_len}, the context the "
+                          "checkpoint was trained for; pick a value in that range")
+    if not 1 <= group_size <= 0xFFFF:
+        raise ConfigError(f"group size {group_size} must be between 1 and 65535; 32 is a "
+                          "good default")
+    if tokenizer is not None and tokenizer.vocab_size != cfg.vocab_size:
+        raise ModelError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model's "
+                         f"vocabulary is {cfg.vocab_size}; pass the tokenizer.bin that "
+                         "belongs to this checkpoint with --tokenizer")
+    cfg = replace(cfg, group_size=group_size, seq_len=seq_len or cfg.seq_len,
+                  shared_classifier=weights.wcls is None)
+
+    layers = tuple(
+        LayerWeights(*(quantize_rows(np.asarray(m[layer], dtype=np.float32), group_size)
+                       for m in (weights.wq, weights.wk, weights.wv, weights.wo,
+                                 weights.w1, weights.w2, weights.w3)))
+        for layer in range(cfg.n_layers))
+    f32 = np.float32
+    return TpmModel(
+        config=cfg,
+        rope=rope_table(cfg.seq_len, cfg.head_size),
+        rms_att=np.ascontiguousarray(weights.rms_att, dtype=f32),
+        rms_ffn=np.ascontiguousarray(weights.rms_ffn, dtype=f32),
+        rms_final=np.ascontiguousarray(weights.rms_final, dtype=f32),
+        embedding=quantize_rows(np.asarray(weights.token_embedding, dtype=f32), group_size),
+        layers=layers,
+        classifier=None if weights.wcls is None
+        else quantize_rows(np.asarray(weights.wcls, dtype=f32), group_size),
+        tokenizer=tokenizer,
+    )
+
+
+def convert(checkpoint_path: str | Path, tokenizer_path: str | Path | None,
+            out_path: str | Path, quant: str = "int8", group_size: int = 32,
+            seq_len: int | None = None) -> TpmModel:
+    """Convert a llama2.c legacy checkpoint (+ tokenizer.bin) to a TPMD file at `out_path`.
+
+    Without `tokenizer_path`, `tokenizer.bin` beside the checkpoint is used.
+    """
+    if quant not in SUPPORTED_QUANT:
+        raise ModelError(f"quantization {quant!r} is not supported yet; int8 is what the "
+                         "firmware runs now, use `--quant int8`")
+    weights = read_checkpoint(checkpoint_path)
+    if tokenizer_path is None:
+        tokenizer_path = Path(checkpoint_path).parent / "tokenizer.bin"
+        if not tokenizer_path.is_file():
+            raise ModelError(f"no tokenizer given and none at {tokenizer_path}; pass the "
+                             "checkpoint's tokenizer.bin with --tokenizer")
+    tokenizer = Tokenizer.load(tokenizer_path, weights.config.vocab_size)
+    model = quantize_weights(weights, group_size, seq_len, tokenizer)
+    model.write(out_path)
+    return model
