@@ -1,0 +1,207 @@
+"""The host reference forward pass: bit-identical float32 to the firmware.
+
+Every float operation follows `docs/model-format.md` in the same order. numpy's
+`sum`/`dot`/`@` on floats reorder additions (pairwise, SIMD), so float sums here
+are `np.cumsum` (a strictly sequential accumulate) or explicit loops over the
+reduction axis, vectorised across the other axes. Integer group dot products are
+exact in any order; they run as float64 matmuls on integer values (< 2^53).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from profiler.errors import ConfigError
+from profiler.models.format import QuantTensor, TpmModel
+from profiler.models.quantize import quantize_activations
+
+f32 = np.float32
+_ZERO = f32(0.0)
+_ONE = f32(1.0)
+_EPS = f32(1e-5)
+
+
+def tp_exp(x: np.ndarray | float) -> np.ndarray:
+    """The spec's exp: range reduction, degree-6 polynomial, exact 2^n scaling."""
+    x = np.asarray(x, dtype=f32)
+    # below -80 the result is 0 anyway; clipping there only keeps n a finite integer
+    xc = np.clip(x, f32(-81.0), f32(80.0))
+    n = np.floor(xc * f32(1.44269504) + f32(0.5))
+    r = xc - n * f32(0.693145751953125)
+    r = r - n * f32(1.428606765330187e-06)
+    p = f32(1.38888889e-3) * r + f32(8.33333333e-3)
+    p = p * r + f32(4.16666667e-2)
+    p = p * r + f32(1.66666667e-1)
+    p = p * r + f32(0.5)
+    p = p * r + f32(1.0)
+    p = p * r + f32(1.0)
+    # n is within [-116, 116], so 2^n is a normal float32 and ldexp is exact
+    out = p * np.ldexp(_ONE, n.astype(np.int32)).astype(f32)
+    return np.where(x < f32(-80.0), _ZERO, out).astype(f32)
+
+
+def seq_sum(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Left-to-right float32 sum from 0.0f along `axis` (cumsum is sequential; the final
+    `+ 0` turns an all-(-0.0) sum into +0.0 as a loop starting at 0.0f would)."""
+    return np.cumsum(a, axis=axis, dtype=f32).take(-1, axis=axis) + _ZERO
+
+
+def rmsnorm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """`w * (1/sqrt(mean(x^2) + 1e-5) * x)` in the spec's order."""
+    ss = seq_sum(x * x)
+    ss = ss / f32(x.shape[-1])
+    ss = ss + _EPS
+    ss = _ONE / np.sqrt(ss)
+    return w * (ss * x)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax along the last axis with tp_exp and sequential sums."""
+    e = tp_exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / seq_sum(e)[..., None]
+
+
+@dataclass(frozen=True, eq=False)
+class _Matrix:
+    """A quantized matrix laid out for fast exact integer group products."""
+
+    q: np.ndarray  # float64 (groups, rows, group_size), integer values, zero padded
+    scales: np.ndarray  # float32 (groups, rows)
+    group_size: int
+    cols: int
+
+    @classmethod
+    def of(cls, t: QuantTensor) -> _Matrix:
+        groups = t.scales.shape[1]
+        padded = np.zeros((t.rows, groups * t.group_size), dtype=np.float64)
+        padded[:, :t.cols] = t.q
+        q = padded.reshape(t.rows, groups, t.group_size).transpose(1, 0, 2)
+        return cls(np.ascontiguousarray(q), np.ascontiguousarray(t.scales.T), t.group_size,
+                   t.cols)
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        """`W @ quant(x)`: per group an exact integer dot, then a float32 accumulation."""
+        xq, xs = quantize_activations(x, self.group_size)
+        groups = self.q.shape[0]
+        xpad = np.zeros(groups * self.group_size, dtype=np.float64)
+        xpad[:self.cols] = xq
+        acc = np.matmul(self.q, xpad.reshape(groups, self.group_size, 1))[:, :, 0]
+        acc32 = acc.astype(f32)  # |acc| < 2^31; rounds like the firmware's int-to-float
+        val = np.zeros(self.q.shape[1], dtype=f32)
+        for g in range(groups):
+            val = val + (acc32[g] * self.scales[g]) * xs[g]
+        return val
+
+
+class Reference:
+    """A model prepared for the reference forward pass; one instance per model."""
+
+    def __init__(self, model: TpmModel) -> None:
+        self.model = model
+        cfg = self.config = model.config
+        self.layers = [[_Matrix.of(t) for t in layer.tensors()] for layer in model.layers]
+        self.classifier = _Matrix.of(model.output_weights)
+        self.embedding = model.embedding.dequantize()
+        self.kv_of_head = np.arange(cfg.n_heads) // (cfg.n_heads // cfg.n_kv_heads)
+        self.sqrt_head_size = np.sqrt(f32(cfg.head_size))
+        shape = (cfg.n_layers, cfg.seq_len, cfg.n_kv_heads, cfg.head_size)
+        self.key_cache = np.zeros(shape, dtype=f32)
+        self.value_cache = np.zeros(shape, dtype=f32)
+
+    def _rope(self, v: np.ndarray, pos: int) -> np.ndarray:
+        cos, sin = self.model.rope[pos, :, 0], self.model.rope[pos, :, 1]
+        pairs = v.reshape(-1, self.config.head_size // 2, 2)
+        a, b = pairs[..., 0], pairs[..., 1]
+        return np.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(v.shape)
+
+    def forward(self, token: int, pos: int, logits: bool = True) -> np.ndarray | None:
+        """Run one token at `pos`; return its logits (float32) when asked."""
+        cfg, m = self.config, self.model
+        hs = cfg.head_size
+        x = self.embedding[token].copy()
+        for layer, (wq, wk, wv, wo, w1, w2, w3) in enumerate(self.layers):
+            xb = rmsnorm(x, m.rms_att[layer])
+            q = self._rope(wq.matvec(xb), pos).reshape(cfg.n_heads, hs)
+            k = self._rope(wk.matvec(xb), pos)
+            self.key_cache[layer, pos] = k.reshape(cfg.n_kv_heads, hs)
+            self.value_cache[layer, pos] = wv.matvec(xb).reshape(cfg.n_kv_heads, hs)
+            keys = self.key_cache[layer, :pos + 1][:, self.kv_of_head]  # (T, heads, hs)
+            values = self.value_cache[layer, :pos + 1][:, self.kv_of_head]
+            scores = seq_sum(q[None] * keys) / self.sqrt_head_size  # (T, heads)
+            att = softmax(scores.T)  # (heads, T)
+            xb = seq_sum(att.T[:, :, None] * values, axis=0).reshape(cfg.dim)
+            x = x + wo.matvec(xb)
+            xb = rmsnorm(x, m.rms_ffn[layer])
+            hb, hb2 = w1.matvec(xb), w3.matvec(xb)
+            hb = (hb / (_ONE + tp_exp(-hb))) * hb2
+            x = x + w2.matvec(hb)
+        if not logits:
+            return None
+        return self.classifier.matvec(rmsnorm(x, m.rms_final))
+
+    def generate(self, prompt: list[int], n_tokens: int, temperature: float = 0.0,
+                 seed: int = 0) -> list[int]:
+        """One RUN: prefill `prompt` at positions 0.., then exactly `n_tokens` new tokens."""
+        cfg = self.config
+        _check_run(prompt, n_tokens, cfg.vocab_size, cfg.seq_len)
+        temp = f32(temperature)  # the board receives it as f32
+        rng = XorShift64Star(seed)
+        for pos, token in enumerate(prompt[:-1]):
+            self.forward(token, pos, logits=False)
+        out: list[int] = []
+        token, pos = prompt[-1], len(prompt) - 1
+        for _ in range(n_tokens):
+            logits = self.forward(token, pos)
+            assert logits is not None
+            token = sample(logits, temp, rng)
+            out.append(token)
+            pos += 1
+        return out
+
+
+class XorShift64Star:
+    """The firmware's sampling generator, seeded per RUN."""
+
+    def __init__(self, seed: int) -> None:
+        self.state = ((seed & 0xFFFFFFFF) ^ 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+
+    def next_u32(self) -> int:
+        """Next 32-bit output."""
+        s = self.state
+        s ^= s >> 12
+        s ^= (s << 25) & 0xFFFFFFFFFFFFFFFF
+        s ^= s >> 27
+        self.state = s
+        return ((s * 0x2545F4914F6CDD1D) & 0xFFFFFFFFFFFFFFFF) >> 32
+
+
+def sample(logits: np.ndarray, temperature: np.float32, rng: XorShift64Star) -> int:
+    """Greedy at temperature 0, else the spec's seeded draw from softmax(logits / T)."""
+    if temperature == _ZERO:
+        return int(np.argmax(logits))  # the first of equal maxima
+    probs = softmax(logits / temperature)
+    coin = f32(rng.next_u32() >> 8) / f32(16777216.0)
+    above = np.cumsum(probs, dtype=f32) > coin
+    return int(np.argmax(above)) if above.any() else len(logits) - 1
+
+
+def _check_run(prompt: list[int], n_tokens: int, vocab_size: int, seq_len: int) -> None:
+    if not prompt or n_tokens < 1:
+        raise ConfigError("a run needs at least one prompt token and one token to generate; "
+                          "check the prompt and --tokens")
+    bad = [t for t in prompt if not 0 <= t < vocab_size]
+    if bad:
+        raise ConfigError(f"prompt token {bad[0]} is outside the model's vocabulary of "
+                          f"{vocab_size}; encode the prompt with this model's tokenizer")
+    if len(prompt) + n_tokens - 1 > seq_len:
+        raise ConfigError(f"{len(prompt)} prompt tokens + {n_tokens} new tokens need a "
+                          f"context of {len(prompt) + n_tokens - 1} but the model has "
+                          f"{seq_len}; shorten the prompt or lower --tokens")
+
+
+def generate(model: TpmModel, prompt_tokens: list[int], n_tokens: int,
+             temperature: float = 0.0, seed: int = 0) -> list[int]:
+    """The tokens the board produces for a RUN with these arguments."""
+    return Reference(model).generate(list(prompt_tokens), n_tokens, temperature, seed)
