@@ -14,9 +14,16 @@ import numpy as np
 import pytest
 
 from profiler.errors import ConfigError, FitError, ModelError
+from profiler.models import DEMO_MODEL_PATH
 from profiler.models.convert import convert
 from profiler.models.fit import arena_bytes, check_fit, kv_cache_bytes
-from profiler.models.format import ModelConfig, TpmModel, image_crc32, read_header
+from profiler.models.format import (
+    ModelConfig,
+    TpmModel,
+    image_crc32,
+    image_sha256,
+    read_header,
+)
 from profiler.models.llama2c import write_checkpoint
 from profiler.models.quantize import quantize_rows
 from profiler.models.random_model import make_random_model, random_float_weights
@@ -24,7 +31,7 @@ from profiler.models.reference import Reference, generate, tp_exp
 from profiler.models.tokenizer import Tokenizer, train_bpe
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "profiler" / "bundled" / "demo.tpm"
+DEMO = DEMO_MODEL_PATH
 CORPUS = ROOT / "scripts" / "demo_corpus.txt"
 TP_GENERATE = ROOT / "firmware" / "build" / "host" / "tp_generate"
 
@@ -57,6 +64,7 @@ def test_write_read_roundtrip(tmp_path: Path, tokenizer: Tokenizer) -> None:
     header = read_header(path)
     assert header.config == SMALL and header.file_bytes == path.stat().st_size
     assert image_crc32(path) == zlib.crc32(path.read_bytes())
+    assert len(image_sha256(path)) == 64
 
 
 def _flip(data: bytes, offset: int) -> bytes:

@@ -6,6 +6,7 @@ reads it back with every check a user can be told about in one line.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import struct
 import zlib
@@ -232,6 +233,11 @@ def read_header(path: str | Path) -> ModelHeader:
 def image_crc32(path: str | Path) -> int:
     """CRC-32 of the whole file, as the board reports it in HELLO."""
     return zlib.crc32(_read(path))
+
+
+def image_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of the whole file, the model's identity in session records."""
+    return hashlib.sha256(_read(path)).hexdigest()
 
 
 def _read(path: str | Path) -> bytes:

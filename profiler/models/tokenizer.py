@@ -44,6 +44,9 @@ class Tokenizer:
             ids.setdefault(piece, i)  # the lowest id wins for a duplicated piece
         object.__setattr__(self, "_ids", ids)
 
+    def __repr__(self) -> str:
+        return f"Tokenizer({self.vocab_size} tokens, max_token_length={self.max_token_length})"
+
     @property
     def vocab_size(self) -> int:
         """Number of tokens."""
