@@ -1,0 +1,46 @@
+/* Token sampling: see sampler.h. */
+#include "sampler.h"
+
+#include "transformer.h" /* tp_softmax */
+
+void tp_sampler_init(Sampler *s, int vocab_size, float temperature, uint32_t seed) {
+    s->vocab_size = vocab_size;
+    s->temperature = temperature;
+    /* the constant keeps seed 0 from being the all-zero state xorshift never leaves */
+    s->rng = (uint64_t)seed ^ 0x9E3779B97F4A7C15ull;
+}
+
+uint32_t tp_rng_u32(uint64_t *state) {
+    uint64_t s = *state;
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    *state = s;
+    return (uint32_t)((s * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+int tp_argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++) {
+        if (x[i] > x[best]) best = i; /* strict: the first maximum wins */
+    }
+    return best;
+}
+
+int tp_sample(Sampler *s, float *logits) {
+    int n = s->vocab_size;
+    if (s->temperature == 0.0f) return tp_argmax(logits, n);
+
+    for (int i = 0; i < n; i++) {
+        logits[i] = logits[i] / s->temperature;
+    }
+    tp_softmax(logits, n);
+    /* 24 random bits: exactly representable, so coin is in [0, 1) exactly */
+    float coin = (float)(tp_rng_u32(&s->rng) >> 8) / 16777216.0f;
+    float cdf = 0.0f;
+    for (int i = 0; i < n; i++) {
+        cdf = cdf + logits[i];
+        if (coin < cdf) return i;
+    }
+    return n - 1; /* rounding left the total just below coin */
+}

@@ -1,0 +1,277 @@
+/* The int8 transformer forward pass: see transformer.h.
+ *
+ * Every float operation here is written out in the order of
+ * docs/model-format.md, and the build uses -ffp-contract=off so the compiler
+ * cannot fuse a multiply and an add into one differently rounded FMA. Sums
+ * are plain left-to-right loops starting at 0.0f: reassociating them (as
+ * -ffast-math would) changes the last bits and then, sooner or later, a
+ * greedy token. */
+#include "transformer.h"
+
+#include <stddef.h>
+
+/* ----------------------------------------------------------------------------
+ * Scalar helpers. These builtins compile to single instructions (vsqrt.f32,
+ * vabs.f32 on the M4F; sqrtss on x86) when built with -fno-math-errno, so the
+ * compute path never calls libm. */
+
+static inline float tp_sqrtf(float x) { return __builtin_sqrtf(x); }
+static inline float tp_fabsf(float x) { return __builtin_fabsf(x); }
+
+float tp_exp(float x) {
+    if (x < -80.0f) return 0.0f;
+    if (x > 80.0f) x = 80.0f;
+    /* floor of a value in [-115, 116] without libm: truncate, then step down
+     * for negative non-integers */
+    float t = x * 1.44269504f + 0.5f;
+    int n = (int)t;
+    if ((float)n > t) n--;
+    /* r = x - n*ln2 in two parts (Cody-Waite), so r is accurate to f32 */
+    float r = x - (float)n * 0.693145751953125f;
+    r = r - (float)n * 1.428606765330187e-06f;
+    float p = 1.38888889e-3f;
+    p = p * r + 8.33333333e-3f;
+    p = p * r + 4.16666667e-2f;
+    p = p * r + 1.66666667e-1f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    /* 2^n straight from the exponent bits; n >= -115 keeps it a normal */
+    union { uint32_t u; float f; } two_n;
+    two_n.u = (uint32_t)(n + 127) << 23;
+    return p * two_n.f;
+}
+
+void tp_softmax(float *x, int n) {
+    float max = x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] > max) max = x[i];
+    }
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = tp_exp(x[i] - max);
+        sum = sum + x[i];
+    }
+    for (int i = 0; i < n; i++) {
+        x[i] = x[i] / sum;
+    }
+}
+
+/* out may alias x: the sum of squares is taken before anything is written. */
+static void rmsnorm(float *out, const float *x, const float *w, int n) {
+    float ss = 0.0f;
+    for (int j = 0; j < n; j++) {
+        ss = ss + x[j] * x[j];
+    }
+    ss = ss / (float)n;
+    ss = ss + 1e-5f;
+    ss = 1.0f / tp_sqrtf(ss);
+    for (int j = 0; j < n; j++) {
+        out[j] = w[j] * (ss * x[j]);
+    }
+}
+
+/* Symmetric per-group int8 quantization of x (n,) into qx. Rounding is
+ * half away from zero via floor(|v| + 0.5), the same on every libc. */
+static void quantize(QVector *qx, const float *x, int n, int group_size) {
+    int groups = (n + group_size - 1) / group_size;
+    for (int g = 0; g < groups; g++) {
+        int start = g * group_size;
+        int end = start + group_size < n ? start + group_size : n;
+        float amax = 0.0f;
+        for (int i = start; i < end; i++) {
+            float a = tp_fabsf(x[i]);
+            if (a > amax) amax = a;
+        }
+        float scale = amax / 127.0f;
+        qx->s[g] = scale;
+        for (int i = start; i < end; i++) {
+            if (scale == 0.0f) {
+                qx->q[i] = 0;
+                continue;
+            }
+            float v = x[i] / scale;
+            int r = (int)(tp_fabsf(v) + 0.5f); /* floor: the operand is >= 0 */
+            if (r > 127) r = 127;
+            qx->q[i] = (int8_t)(v < 0.0f ? -r : r);
+        }
+    }
+}
+
+/* ----------------------------------------------------------------------------
+ * Run state */
+
+static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+uint64_t tp_kv_cache_bytes(const Config *c) {
+    uint64_t one = tp_arena_round(4u * (uint64_t)c->n_layers * (uint64_t)c->seq_len *
+                                  (uint64_t)c->kv_dim);
+    return 2u * one;
+}
+
+uint64_t tp_runstate_bytes(const Config *c) {
+    uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
+    uint64_t m = max_u64(dim, hidden);
+    uint64_t gs = (uint64_t)c->group_size;
+    uint64_t total = 0;
+    total += 3u * tp_arena_round(4u * dim);                                      /* x, xb, xb2 */
+    total += 2u * tp_arena_round(4u * hidden);                                   /* hb, hb2 */
+    total += tp_arena_round(4u * dim);                                           /* q */
+    total += tp_arena_round(4u * (uint64_t)c->n_heads * (uint64_t)c->seq_len);  /* att */
+    total += tp_arena_round(4u * (uint64_t)c->vocab_size);                      /* logits */
+    total += tp_arena_round(m);                                                  /* xq.q */
+    total += tp_arena_round(4u * ((m + gs - 1) / gs));                           /* xq.scale */
+    total += tp_kv_cache_bytes(c);                               /* key_cache, value_cache */
+    return total;
+}
+
+int tp_transformer_init(Transformer *t, const Model *m, Arena *a) {
+    const Config *c = &m->config;
+    t->config = *c;
+    t->weights = &m->weights;
+
+    /* check the total first so a failure leaves the arena untouched */
+    uint64_t need = tp_runstate_bytes(c);
+    if (need > (uint64_t)(a->size - a->used)) return -1;
+
+    size_t dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim;
+    size_t mx = dim > hidden ? dim : hidden;
+    size_t gs = (size_t)c->group_size;
+    size_t kv = (size_t)c->n_layers * (size_t)c->seq_len * (size_t)c->kv_dim;
+    RunState *s = &t->state;
+    /* this order is part of the contract with the host's fit check */
+    s->x = tp_arena_alloc(a, 4 * dim);
+    s->xb = tp_arena_alloc(a, 4 * dim);
+    s->xb2 = tp_arena_alloc(a, 4 * dim);
+    s->hb = tp_arena_alloc(a, 4 * hidden);
+    s->hb2 = tp_arena_alloc(a, 4 * hidden);
+    s->q = tp_arena_alloc(a, 4 * dim);
+    s->att = tp_arena_alloc(a, 4 * (size_t)c->n_heads * (size_t)c->seq_len);
+    s->logits = tp_arena_alloc(a, 4 * (size_t)c->vocab_size);
+    s->xq.q = tp_arena_alloc(a, mx);
+    s->xq.s = tp_arena_alloc(a, 4 * ((mx + gs - 1) / gs));
+    s->key_cache = tp_arena_alloc(a, 4 * kv);
+    s->value_cache = tp_arena_alloc(a, 4 * kv);
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------
+ * Forward pass */
+
+float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
+    const Config *c = &t->config;
+    const Weights *w = t->weights;
+    RunState *s = &t->state;
+    int dim = c->dim, hidden = c->hidden_dim, kv_dim = c->kv_dim;
+    int head_size = c->head_size, gs = c->group_size;
+    int kv_mul = c->n_heads / c->n_kv_heads; /* query heads per kv head */
+    int groups_dim = (dim + gs - 1) / gs;
+    float *x = s->x;
+
+    /* token embedding, dequantized */
+    const int8_t *eq = w->embedding.q + (size_t)token * (size_t)dim;
+    const float *es = w->embedding.s + (size_t)token * (size_t)groups_dim;
+    for (int i = 0; i < dim; i++) {
+        x[i] = (float)eq[i] * es[i / gs];
+    }
+
+    /* (cos, sin) pairs for this position, shared by every head */
+    const float *rope = w->rope + (size_t)pos * (size_t)head_size;
+    float att_div = tp_sqrtf((float)head_size);
+
+    for (int l = 0; l < c->n_layers; l++) {
+        QTensor wq = tp_layer_tensor(w, &w->layer0.wq, l);
+        QTensor wk = tp_layer_tensor(w, &w->layer0.wk, l);
+        QTensor wv = tp_layer_tensor(w, &w->layer0.wv, l);
+        QTensor wo = tp_layer_tensor(w, &w->layer0.wo, l);
+        QTensor w1 = tp_layer_tensor(w, &w->layer0.w1, l);
+        QTensor w2 = tp_layer_tensor(w, &w->layer0.w2, l);
+        QTensor w3 = tp_layer_tensor(w, &w->layer0.w3, l);
+
+        /* attention rmsnorm */
+        rmsnorm(s->xb, x, w->rms_att + (size_t)l * (size_t)dim, dim);
+
+        /* q, k, v; k and v are written straight into this position's cache
+         * slot, rotated in place there */
+        size_t loff = (size_t)l * (size_t)c->seq_len * (size_t)kv_dim;
+        float *k = s->key_cache + loff + (size_t)pos * (size_t)kv_dim;
+        float *v = s->value_cache + loff + (size_t)pos * (size_t)kv_dim;
+        quantize(&s->xq, s->xb, dim, gs);
+        tp_matmul_q8(s->q, &s->xq, &wq, dim, dim, gs);
+        tp_matmul_q8(k, &s->xq, &wk, kv_dim, dim, gs);
+        tp_matmul_q8(v, &s->xq, &wv, kv_dim, dim, gs);
+
+        /* RoPE: rotate each (even, odd) pair of every head by its angle */
+        for (int i = 0; i < dim; i += 2) {
+            int j = (i % head_size) / 2;
+            float fcr = rope[2 * j];
+            float fci = rope[2 * j + 1];
+            float q0 = s->q[i], q1 = s->q[i + 1];
+            s->q[i] = q0 * fcr - q1 * fci;
+            s->q[i + 1] = q0 * fci + q1 * fcr;
+            if (i < kv_dim) {
+                float k0 = k[i], k1 = k[i + 1];
+                k[i] = k0 * fcr - k1 * fci;
+                k[i + 1] = k0 * fci + k1 * fcr;
+            }
+        }
+
+        /* multi-head attention over positions 0..pos */
+        for (int h = 0; h < c->n_heads; h++) {
+            const float *qh = s->q + h * head_size;
+            float *att = s->att + (size_t)h * (size_t)c->seq_len;
+            size_t kv_off = (size_t)(h / kv_mul) * (size_t)head_size;
+            for (int t2 = 0; t2 <= pos; t2++) {
+                const float *kt = s->key_cache + loff + (size_t)t2 * (size_t)kv_dim + kv_off;
+                float score = 0.0f;
+                for (int i = 0; i < head_size; i++) {
+                    score = score + qh[i] * kt[i];
+                }
+                att[t2] = score / att_div;
+            }
+            tp_softmax(att, pos + 1);
+
+            /* weighted sum of the values; per output element the sum still
+             * runs over t in order, which is all the spec fixes */
+            float *xbh = s->xb + h * head_size;
+            for (int i = 0; i < head_size; i++) xbh[i] = 0.0f;
+            for (int t2 = 0; t2 <= pos; t2++) {
+                const float *vt = s->value_cache + loff + (size_t)t2 * (size_t)kv_dim + kv_off;
+                float a = att[t2];
+                for (int i = 0; i < head_size; i++) {
+                    xbh[i] = xbh[i] + a * vt[i];
+                }
+            }
+        }
+
+        /* output projection and residual */
+        quantize(&s->xq, s->xb, dim, gs);
+        tp_matmul_q8(s->xb2, &s->xq, &wo, dim, dim, gs);
+        for (int i = 0; i < dim; i++) {
+            x[i] = x[i] + s->xb2[i];
+        }
+
+        /* FFN: w2(silu(w1(x)) * w3(x)) */
+        rmsnorm(s->xb, x, w->rms_ffn + (size_t)l * (size_t)dim, dim);
+        quantize(&s->xq, s->xb, dim, gs);
+        tp_matmul_q8(s->hb, &s->xq, &w1, hidden, dim, gs);
+        tp_matmul_q8(s->hb2, &s->xq, &w3, hidden, dim, gs);
+        for (int i = 0; i < hidden; i++) {
+            float val = s->hb[i];
+            val = val / (1.0f + tp_exp(-val));
+            s->hb[i] = val * s->hb2[i];
+        }
+        quantize(&s->xq, s->hb, hidden, gs);
+        tp_matmul_q8(s->xb, &s->xq, &w2, dim, hidden, gs);
+        for (int i = 0; i < dim; i++) {
+            x[i] = x[i] + s->xb[i];
+        }
+    }
+
+    if (!want_logits) return NULL;
+
+    rmsnorm(x, x, w->rms_final, dim);
+    quantize(&s->xq, x, dim, gs);
+    tp_matmul_q8(s->logits, &s->xq, &w->classifier, c->vocab_size, dim, gs);
+    return s->logits;
+}

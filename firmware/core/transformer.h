@@ -1,0 +1,65 @@
+/* The int8 transformer forward pass (llama2.c architecture: RMSNorm, RoPE,
+ * grouped-query attention, SwiGLU), with the exact f32 arithmetic of
+ * docs/model-format.md "Forward pass arithmetic", so greedy tokens agree with
+ * the host reference bit for bit. */
+#ifndef TP_TRANSFORMER_H
+#define TP_TRANSFORMER_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "matmul.h"
+#include "model.h"
+
+/* ----------------------------------------------------------------------------
+ * Activations and KV cache, all taken from the arena in the order of the
+ * docs table (the host predicts arena_used_bytes from that order). */
+
+typedef struct {
+    float *x;           /* (dim,) activation at the current position */
+    float *xb;          /* (dim,) inside a residual branch */
+    float *xb2;         /* (dim,) branch output before the residual add */
+    float *hb;          /* (hidden_dim,) FFN gate, then SwiGLU output */
+    float *hb2;         /* (hidden_dim,) FFN up projection */
+    float *q;           /* (dim,) query */
+    float *att;         /* (n_heads, seq_len) attention weights */
+    float *logits;      /* (vocab_size,) */
+    QVector xq;         /* (max(dim, hidden_dim),) quantized matmul input */
+    float *key_cache;   /* (n_layers, seq_len, kv_dim) */
+    float *value_cache; /* (n_layers, seq_len, kv_dim) */
+} RunState;
+
+typedef struct {
+    Config config;          /* copied from the model */
+    const Weights *weights; /* points into the model image */
+    RunState state;
+} Transformer;
+
+/* Arena bytes tp_transformer_init takes for this config (sum of the docs
+ * table, each buffer rounded up to TP_ARENA_ALIGN). 64 bits: a garbage or
+ * oversized config must not wrap around to a small number. */
+uint64_t tp_runstate_bytes(const Config *c);
+
+/* Bytes of key_cache + value_cache (MEM.kv_cache_bytes). */
+uint64_t tp_kv_cache_bytes(const Config *c);
+
+/* Allocates the run state from the arena. Returns 0, or -1 when the arena is
+ * too small (model status TP_MODEL_NO_ROOM); the arena is then unchanged. */
+int tp_transformer_init(Transformer *t, const Model *m, Arena *a);
+
+/* Runs token at position pos (0 <= pos < seq_len) through the network and
+ * updates the KV cache. Returns the logits, or NULL when want_logits is 0:
+ * prompt tokens other than the last skip the classifier, the largest matmul
+ * of a small model. */
+float *tp_forward(Transformer *t, int token, int pos, int want_logits);
+
+/* ----------------------------------------------------------------------------
+ * Arithmetic shared with the sampler. */
+
+/* exp without libm, exactly as specified so host and board agree. */
+float tp_exp(float x);
+
+/* In-place softmax over x[0..n-1]. */
+void tp_softmax(float *x, int n);
+
+#endif /* TP_TRANSFORMER_H */
