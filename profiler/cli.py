@@ -6,21 +6,23 @@ one line and exits with its class's code; `--traceback` shows the stack.
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
-import click
 import typer
 from rich.console import Console
 
 from profiler import __version__
-from profiler.errors import Interrupted, ProfilerError
+from profiler.errors import InternalError, Interrupted, ProfilerError
 
 app = typer.Typer(
     add_completion=False,
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Hardware-in-the-loop profiling of quantized tiny LLMs on microcontrollers.",
 )
@@ -28,6 +30,29 @@ model_app = typer.Typer(no_args_is_help=True, help="Convert and inspect models."
 app.add_typer(model_app, name="model")
 
 _state = {"traceback": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _handled(command: F) -> F:
+    """Map every exception of a command to one line and its exit code, in one place."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise typer.Exit(_report(Interrupted("interrupted by the user (Ctrl-C)"))) from None
+        except ProfilerError as error:
+            raise typer.Exit(_report(error)) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as error:  # a bug: still one line unless --traceback
+            wrapped = InternalError(f"internal error {type(error).__name__}: {error}; "
+                                    "re-run with --traceback and report it")
+            wrapped.__traceback__ = error.__traceback__
+            raise typer.Exit(_report(wrapped)) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -45,6 +70,7 @@ def _root(
 
 
 @app.command()
+@_handled
 def run(
     device: Annotated[str, typer.Option(help="Board or family: stm32, stm32f405, ...")],
     model: Annotated[str, typer.Option(help="Model file (.tpm) or a bundled model name such as demo.")],
@@ -55,8 +81,14 @@ def run(
     seed: Annotated[int, typer.Option(help="Sampling seed (used when --temperature > 0).")] = 0,
     temperature: Annotated[float, typer.Option(help="0 is greedy.")] = 0.0,
     out: Annotated[Path, typer.Option(help="Directory for the session JSONL.")] = Path("results"),
-    emulate: Annotated[Optional[bool], typer.Option("--emulate/--no-emulate", help="Run on the emulated board (default without --port).")] = None,  # noqa: UP045
-    port: Annotated[Optional[str], typer.Option(help="Serial port or URL of a real board (socket://, rfc2217://).")] = None,  # noqa: UP045
+    emulate: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--emulate/--no-emulate", help="Run on the emulated board (default without --port)."),
+    ] = None,
+    port: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Serial port or URL of a real board (socket://, rfc2217://)."),
+    ] = None,
     flash: Annotated[bool, typer.Option("--flash/--no-flash", help="Flash firmware and model before running.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON on stdout.")] = False,
 ) -> None:
@@ -82,6 +114,7 @@ def run(
 
 
 @model_app.command("convert")
+@_handled
 def model_convert(
     checkpoint: Annotated[Path, typer.Argument(help="llama2.c fp32 checkpoint (.bin).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output model file (.tpm).")],
@@ -110,26 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
-    except click.exceptions.Exit as done:
-        return int(done.exit_code)
-    except click.exceptions.Abort:
-        return _report(Interrupted("interrupted by the user (Ctrl-C)"))
-    except click.ClickException as usage:
-        usage.show()
-        return usage.exit_code
-    except KeyboardInterrupt:
-        return _report(Interrupted("interrupted by the user (Ctrl-C)"))
-    except ProfilerError as error:
-        return _report(error)
+        app(args=argv)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return 0
 
 
 def _report(error: ProfilerError) -> int:
     if _state["traceback"]:
         import traceback
 
-        traceback.print_exception(error)
+        traceback.print_exception(type(error), error, error.__traceback__)
     print(f"error: {error}", file=sys.stderr)
     return error.exit_code
 

@@ -21,7 +21,10 @@ from elftools.elf.elffile import ELFFile
 from profiler.emulator import require_binary
 from profiler.errors import PlatformError
 
-FIRMWARE_DIR = Path(os.environ.get("TINY_PROFILER_FIRMWARE_DIR", Path(__file__).resolve().parent.parent / "firmware"))
+FIRMWARE_DIR = Path(
+    os.environ.get("TINY_PROFILER_FIRMWARE_DIR", Path(__file__).resolve().parent.parent / "firmware")
+)
+_SOURCE_SUFFIXES = {".c", ".h", ".ld", ".S", ".s", ".mk"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def source_hash(port: str, firmware_dir: Path = FIRMWARE_DIR) -> str:
     digest = hashlib.sha256()
     files = [firmware_dir / "Makefile"]
     for root in roots:
-        files += sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".c", ".h", ".ld", ".S", ".s", ".mk"})
+        files += sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in _SOURCE_SUFFIXES)
     for path in files:
         digest.update(str(path.relative_to(firmware_dir)).encode())
         digest.update(b"\0")

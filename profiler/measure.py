@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from profiler.errors import Interrupted, ProfilerError
@@ -59,13 +60,15 @@ def _check(events: RepetitionEvents, settings: RunSettings, reference: Sequence[
     for i in range(1, len(stamps)):
         if stamps[i] <= stamps[i - 1]:
             what = "prefill start" if i == 1 else f"token {i - 2}"
-            reasons.append(f"timer did not advance between {what} and token {i - 1} (ticks {stamps[i - 1]} -> {stamps[i]})")
+            reasons.append(
+                f"timer did not advance between {what} and token {i - 1} (ticks {stamps[i - 1]} -> {stamps[i]})"
+            )
             break
     if events.frames_missing:
         reasons.append(f"{events.frames_missing} frames lost or corrupt during the repetition")
     device = [t.token_id for t in events.tokens]
     if device != list(reference):
-        for i, (got, want) in enumerate(zip(device, reference)):
+        for i, (got, want) in enumerate(zip(device, reference, strict=False)):
             if got != want:
                 reasons.append(f"token {i} is {got} on the board but {want} in the host reference")
                 break
@@ -91,7 +94,7 @@ def summarise_repetition(
     if len(ticks) >= 2 and ticks[-1] > ticks[0]:
         decode_ms = events.ms_between(ticks[0], ticks[-1])
         decode_rate = (len(ticks) - 1) / (decode_ms / 1e3)
-        latencies = [events.ms_between(a, b) for a, b in zip(ticks, ticks[1:])]
+        latencies = [events.ms_between(a, b) for a, b in pairwise(ticks)]
         if instructions_per_tick is not None:
             ipt = (ticks[-1] - ticks[0]) * instructions_per_tick / (len(ticks) - 1)
     end = events.done.ticks if events.done else (ticks[-1] if ticks else start)
@@ -141,7 +144,7 @@ def summarise_session(
     latencies = [
         (b.ticks - a.ticks) * 1e3 / rep.timer_hz
         for rep in reps if rep.record is not None and rep.record.valid
-        for a, b in zip(rep.tokens, rep.tokens[1:])
+        for a, b in pairwise(rep.tokens)
     ]  # fmt: skip
     memory = [r.memory for r in reps if r.memory is not None]
     peak = max(memory, key=lambda m: m.static_ram_bytes + m.arena_used_bytes + m.stack_peak_bytes, default=None)

@@ -204,7 +204,9 @@ class Session:
         except ProfilerError as exc:
             failure = exc
         except Exception as exc:  # a bug must still leave a file that says so
-            failure = InternalError(f"internal error {type(exc).__name__}: {exc}; re-run with --traceback and report it")
+            failure = InternalError(
+                f"internal error {type(exc).__name__}: {exc}; re-run with --traceback and report it"
+            )
             failure.__cause__ = exc
         finally:
             phase_at_failure = self._phase_name

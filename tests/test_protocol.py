@@ -29,7 +29,9 @@ def test_committed_vectors_are_current_and_decode() -> None:
 
 def test_resync_counts_noise_corruption_and_gaps() -> None:
     hello = p.encode_frame(p.MsgType.HELLO, 0, bytes(60))
-    tok = [p.encode_frame(p.MsgType.TOKEN, seq, p.token_payload(p.Token(0, seq, seq, 7, 100 * seq))) for seq in range(1, 6)]
+    tok = [
+        p.encode_frame(p.MsgType.TOKEN, seq, p.token_payload(p.Token(0, seq, seq, 7, 100 * seq))) for seq in range(1, 6)
+    ]
     damaged = bytearray(tok[1])
     damaged[5] ^= 0x40  # a flipped bit inside the frame: CRC must catch it
     stream = b"ROM boot v1.2\r\n\x00" + hello + tok[0] + bytes(damaged) + tok[2] + tok[4]  # tok[3] never arrives

@@ -93,11 +93,13 @@ def summary_table(summary: SummaryRecord, header: SessionHeader | None) -> Table
     rows = [
         ("status", summary.status + ("" if summary.valid else " (not valid)")),
         ("decode tokens/s (median)", _fmt(summary.decode_tokens_per_s)),
-        ("decode tokens/s min / max", f"{_fmt(summary.decode_tokens_per_s_min)} / {_fmt(summary.decode_tokens_per_s_max)}"),
+        ("decode tokens/s min / max", f"{_fmt(summary.decode_tokens_per_s_min)} / "
+         f"{_fmt(summary.decode_tokens_per_s_max)}"),
         ("decode tokens/s stddev", _fmt(summary.decode_tokens_per_s_stddev, 4)),
         ("prefill tokens/s", _fmt(summary.prefill_tokens_per_s)),
         ("time to first token ms", _fmt(summary.ttft_ms, 3)),
-        ("token latency ms p50 / p95", f"{_fmt(summary.token_latency_ms_p50, 3)} / {_fmt(summary.token_latency_ms_p95, 3)}"),
+        ("token latency ms p50 / p95", f"{_fmt(summary.token_latency_ms_p50, 3)} / "
+         f"{_fmt(summary.token_latency_ms_p95, 3)}"),
         ("peak RAM bytes", "-" if summary.peak_ram_bytes is None else f"{summary.peak_ram_bytes:,}"),
         ("instructions / decoded token", _fmt(summary.decode_instructions_per_token, 0)),
         ("repetitions / tokens", f"{summary.repetitions} / {summary.tokens_generated}"),
