@@ -67,7 +67,15 @@ uint32_t tp_crc32(uint32_t crc, const void *buf, size_t n) {
  * This is the canonical encoder (the one in the COBS paper, Wikipedia and the
  * Python `cobs` package): a block that ends exactly at the end of the data
  * after 254 non-zero bytes gets no trailing 0x01 code. The host encoder does
- * the same; the test vectors compare bytes. */
+ * the same; the test vectors compare bytes.
+ *
+ * It is also written without data-dependent branches. TOKEN and PHASE frames
+ * are encoded inside the timed part of a RUN, and they carry tick values,
+ * seq and rep that differ from one repetition to the next; an encoder that
+ * branched on zero bytes would make identical repetitions differ by a few
+ * instructions, which -icount turns into differing tick counts. Here every
+ * input byte costs the same instructions, so a frame's encoding time depends
+ * only on its length. */
 
 typedef struct {
     const uint8_t *p;
@@ -77,34 +85,37 @@ typedef struct {
 static size_t cobs_encode_segments(const Segment *seg, int nseg, uint8_t *out, size_t cap) {
     size_t total = 0;
     for (int s = 0; s < nseg; s++) total += seg[s].n;
-    if (cap < 1) return 0;
+    if (cap < TP_COBS_MAX(total)) return 0;
 
     size_t code_at = 0; /* where the current block's code byte goes */
     size_t o = 1;       /* next output byte */
-    uint8_t code = 1;   /* 1 + data bytes in the current block */
+    uint32_t code = 1;  /* 1 + data bytes in the current block */
     size_t left = total;
     for (int s = 0; s < nseg; s++) {
         for (size_t i = 0; i < seg[s].n; i++) {
-            uint8_t b = seg[s].p[i];
+            uint32_t b = seg[s].p[i];
             left--;
-            if (b != 0) {
-                if (o >= cap) return 0;
-                out[o++] = b;
-                code++;
-            }
-            if (b == 0 || code == 0xFF) {
-                out[code_at] = code;
-                code = 1;
-                code_at = o;
-                /* a new block starts unless a full block ended the data */
-                if (b == 0 || left > 0) {
-                    if (o >= cap) return 0;
-                    o++;
-                }
-            }
+            uint32_t zero = (b - 1u) >> 31;              /* 1 when b == 0 */
+            code += 1u - zero;                           /* a data byte joins the block */
+            uint32_t full = ((code ^ 0xFFu) - 1u) >> 31; /* 1 when the block holds 254 */
+            uint32_t more = (uint32_t)(left != 0);
+
+            /* a zero's slot becomes the next block's code byte, so write it anyway */
+            out[o++] = (uint8_t)b;
+            /* a zero or a full block closes the block: its code byte gets written */
+            uint8_t close_mask = (uint8_t)(0u - (zero | full));
+            out[code_at] = (uint8_t)((code & close_mask) | (out[code_at] & ~close_mask));
+            /* the next block's code byte: the zero's slot, or a new slot after a
+             * full block (none when the data ends right there) */
+            size_t mz = (size_t)0 - zero, mf = (size_t)0 - full;
+            code_at = ((o - 1) & mz) | (o & mf) | (code_at & ~(mz | mf));
+            o += full & more;
+            code = (code & ~(0u - (zero | full))) | (zero | full);
         }
     }
-    if (code_at < o) out[code_at] = code;
+    /* After a full final block code_at == o: this byte lies past the result
+     * (but inside TP_COBS_MAX), and the frame delimiter overwrites it. */
+    out[code_at] = (uint8_t)code;
     return o;
 }
 
@@ -146,8 +157,8 @@ size_t tp_frame_encode(uint8_t *out, size_t cap, uint8_t type, uint16_t seq,
     tp_wr32(tail, tp_crc32(tp_crc32(0, head, sizeof head), payload, len));
 
     Segment seg[3] = {{head, sizeof head}, {payload, len}, {tail, sizeof tail}};
-    size_t n = cobs_encode_segments(seg, 3, out, cap - 1);
-    if (n == 0) return 0;
+    size_t n = cobs_encode_segments(seg, 3, out, cap);
+    if (n == 0 || n >= cap) return 0;
     out[n++] = 0x00;
     return n;
 }
