@@ -62,6 +62,9 @@ class SerialLink:
     def send(self, msg_type: MsgType, payload: bytes = b"") -> None:
         """Send one command frame."""
         frame = encode_frame(msg_type, self._tx_seq, payload)
+        if self._tx_seq == 0:
+            # A lone delimiter first: a glitch byte on the line must not merge into our first frame.
+            frame = b"\x00" + frame
         self._tx_seq = (self._tx_seq + 1) & 0xFFFF
         try:
             self.port.write(frame)

@@ -82,7 +82,7 @@ def test_device_tokens_equal_reference_for_partial_groups_and_sampling(tmp_path:
         device = [r["token_id"] for r in records if r["type"] == "token"]
         prompt = records[0]["prompt_tokens"]
         assert device == Reference(model).generate(prompt, 40, temperature, seed)
-        assert len(set(device)) > 3  # not a degenerate constant stream
+        assert len(set(device)) >= (2 if temperature == 0 else 8)  # not a constant stream
         (rep,) = [r for r in records if r["type"] == "repetition"]
         assert rep["matches_reference"] is True and rep["valid"] is True
         assert records[-1]["status"] == "invalid"  # one repetition is below the validity minimum
