@@ -150,6 +150,18 @@ class QemuBoard:
         """True while QEMU runs."""
         return self.process is not None and self.process.poll() is None
 
+    def exit_reason(self, grace_s: float = 1.0) -> str | None:
+        """Why QEMU ended (waiting up to `grace_s` for a dying process), or None if it runs."""
+        if self.process is None:
+            return "QEMU was closed"
+        try:
+            code = self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            return None
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        last = self.output().strip().splitlines()[-1:]
+        return f"QEMU exited ({how})" + (f": {last[0]}" if last else "")
+
     def close(self) -> None:
         """Terminate and reap QEMU; safe to call twice."""
         if self.process is not None:

@@ -286,9 +286,9 @@ class Session:
                     continue
                 yield event
         except LinkDisconnected as exc:
-            if self._emulator is not None and not self._emulator.alive():
-                last = self._emulator.output().strip().splitlines()[-1:] or ["no output"]
-                raise LinkDisconnected(f"{exc}; QEMU exited: {last[0]}") from exc
+            reason = self._emulator.exit_reason() if self._emulator is not None else None
+            if reason is not None:
+                raise LinkDisconnected(f"{exc}; {reason}") from exc
             raise
 
     def _repetitions(self) -> list[RepetitionEvents]:
@@ -314,7 +314,8 @@ class Session:
         assert self._link is not None and self._hello is not None
         s, hello = self.settings, self._hello
         events = RepetitionEvents(rep, warmup, hello.timer_hz)
-        start_ns, t0 = time.time_ns(), time.perf_counter()
+        # Host arrival times of the markers, for the host-side span of each phase only.
+        arrived_ns: dict[PhaseMark, int] = {PhaseMark.PREFILL_START: time.time_ns()}
         lost_before = self._link.decoder.frames_lost + self._link.decoder.frames_corrupt
         self._phase_name = "prefill"
         self._link.send(MsgType.RUN, run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens)))
@@ -326,6 +327,8 @@ class Session:
                 continue  # a late frame of an earlier repetition
             if isinstance(event, Phase):
                 events.phases[event.phase] = event.ticks
+                if event.phase != PhaseMark.PREFILL_START:
+                    arrived_ns[event.phase] = time.time_ns()
                 if event.phase == PhaseMark.DECODE_START:
                     self._phase_name = "decode"
             elif isinstance(event, Token):
@@ -350,7 +353,6 @@ class Session:
                 events.done = event
                 break
         events.frames_missing = self._link.decoder.frames_lost + self._link.decoder.frames_corrupt - lost_before
-        host_ms = (time.perf_counter() - t0) * 1e3
         shift = self._emulator.spec.icount_shift if self._emulator else None
         record = summarise_repetition(events, s, reference, instructions_per_tick=(
             None if shift is None else instructions_from_ticks(1, hello.timer_hz, shift)
@@ -359,7 +361,8 @@ class Session:
                                  ("decode", PhaseMark.DECODE_START, PhaseMark.DECODE_END)):  # fmt: skip
             if start in events.phases and end in events.phases:
                 self._emit(PhaseRecord(
-                    name=name, start_unix_ns=start_ns, host_ms=host_ms, repetition=rep, warmup=warmup,
+                    name=name, start_unix_ns=arrived_ns[start], host_ms=(arrived_ns[end] - arrived_ns[start]) / 1e6,
+                    repetition=rep, warmup=warmup,
                     device_ms=events.ms_between(events.phases[start], events.phases[end]),
                     start_ticks=events.phases[start], end_ticks=events.phases[end],
                 ))  # fmt: skip

@@ -33,7 +33,6 @@ from profiler.models.tokenizer import Tokenizer, train_bpe
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = DEMO_MODEL_PATH
 CORPUS = ROOT / "scripts" / "demo_corpus.txt"
-TP_GENERATE = ROOT / "firmware" / "build" / "host" / "tp_generate"
 
 # hidden_dim 172 with group_size 32: every w2 row ends in a 12-value group
 SMALL = ModelConfig(dim=32, hidden_dim=172, n_layers=2, n_heads=4, n_kv_heads=2,
@@ -210,13 +209,12 @@ def test_demo_model_is_reproducible(tmp_path: Path) -> None:
     assert DEMO.stat().st_size <= 1024 * 1024
 
 
-@pytest.mark.skipif(not TP_GENERATE.exists(), reason="firmware host build missing")
 @pytest.mark.parametrize(("temperature", "seed"), [(0.0, 0), (0.8, 42)])
 def test_reference_matches_firmware_host_build(demo: TpmModel, temperature: float,
-                                              seed: int) -> None:
+                                              seed: int, host_tools: Path) -> None:
     assert demo.tokenizer is not None
     prompt = demo.tokenizer.encode("Once upon a time")
-    run = subprocess.run([str(TP_GENERATE), str(DEMO), "40", str(temperature), str(seed),
+    run = subprocess.run([str(host_tools / "tp_generate"), str(DEMO), "40", str(temperature), str(seed),
                           *map(str, prompt)], check=True, capture_output=True, text=True)
     assert [int(t) for t in run.stdout.split()] == generate(demo, prompt, 40, temperature, seed)
 
