@@ -14,11 +14,13 @@ import pytest
 
 from profiler.api import RunOptions, open_model, plan_run
 from profiler.models.format import ModelConfig
-from profiler.models.random_model import make_random_model
+from profiler.models.llama2c import write_checkpoint
+from profiler.models.random_model import make_random_model, random_float_weights
 from profiler.models.reference import Reference
 from profiler.sinks.jsonl import read_jsonl
 
 pytestmark = pytest.mark.qemu
+DEMO = Path(__file__).resolve().parent.parent / "profiler" / "bundled" / "demo.tpm"
 CLI = [sys.executable, "-m", "profiler.cli"]
 
 
@@ -64,14 +66,23 @@ def test_demo_run_is_valid_matches_reference_and_repeats_exactly(tmp_path: Path,
     assert a["decode_tokens_per_s_stddev"] == 0.0  # -icount: every repetition takes the same instructions
 
 
-def test_device_tokens_equal_reference_for_partial_groups_and_sampling(tmp_path: Path, firmware_image: object) -> None:
+def test_converted_llama2c_checkpoint_runs_on_device_equal_to_reference(
+    tmp_path: Path, firmware_image: object
+) -> None:
+    # A legacy llama2.c checkpoint with its tokenizer.bin beside it, converted by the CLI.
     # hidden_dim 172 leaves a short last group of 12; an unshared classifier takes the other path.
     config = ModelConfig(dim=64, hidden_dim=172, n_layers=3, n_heads=8, n_kv_heads=2, vocab_size=512,
                          seq_len=64, group_size=32, shared_classifier=False)
-    demo, _ = open_model(Path(__file__).resolve().parent.parent / "profiler" / "bundled" / "demo.tpm")
-    path = tmp_path / "random.tpm"
-    make_random_model(config, seed=7, tokenizer=demo.tokenizer).write(path)
+    demo, _ = open_model(DEMO)
+    assert demo.tokenizer is not None
+    write_checkpoint(random_float_weights(config, seed=7), tmp_path / "stories.bin")
+    demo.tokenizer.save(tmp_path / "tokenizer.bin")
+    path = tmp_path / "stories.tpm"
+    result = _cli("model", "convert", str(tmp_path / "stories.bin"), "-o", str(path), "--quant", "int8")
+    assert result.returncode == 0, result.stderr
+    assert "hidden 172" in result.stdout
     model, _ = open_model(path)
+    assert model.classifier is not None and model.config.seq_len == 64
     for temperature, seed in ((0.0, 0), (0.9, 1234)):
         out = tmp_path / f"t{temperature}"
         session, jsonl = plan_run(RunOptions(device="stm32", model=str(path), prompt="The cat sat",
@@ -106,7 +117,7 @@ def test_bad_input_is_one_line_and_distinct_exit_code(args: list[str], code: int
 
 
 def test_corrupt_and_oversized_models_are_refused_before_launch(tmp_path: Path, firmware_image: object) -> None:
-    demo = (Path(__file__).resolve().parent.parent / "profiler" / "bundled" / "demo.tpm").read_bytes()
+    demo = DEMO.read_bytes()
     corrupt = tmp_path / "corrupt.tpm"
     corrupt.write_bytes(demo[:5000] + bytes([demo[5000] ^ 1]) + demo[5001:])
     result = _cli("run", "--device", "stm32", "--emulate", "--model", str(corrupt), "--out", str(tmp_path))
@@ -117,7 +128,7 @@ def test_corrupt_and_oversized_models_are_refused_before_launch(tmp_path: Path, 
     assert result.returncode == 4 and "model convert" in result.stderr
     big = ModelConfig(dim=64, hidden_dim=172, n_layers=5, n_heads=8, n_kv_heads=4, vocab_size=512,
                       seq_len=512, group_size=32, shared_classifier=True)
-    demo_model, _ = open_model(Path(__file__).resolve().parent.parent / "profiler" / "bundled" / "demo.tpm")
+    demo_model, _ = open_model(DEMO)
     path = tmp_path / "long-context.tpm"
     make_random_model(big, seed=1, tokenizer=demo_model.tokenizer).write(path)
     result = _cli("run", "--device", "stm32", "--emulate", "--model", str(path), "--out", str(tmp_path))
@@ -126,11 +137,18 @@ def test_corrupt_and_oversized_models_are_refused_before_launch(tmp_path: Path, 
     assert not list(tmp_path.glob("*.jsonl"))
 
 
-def test_missing_qemu_names_the_debian_package(tmp_path: Path, firmware_image: object) -> None:
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent))
-    result = _cli("run", "--device", "stm32", "--emulate", "--model", "demo", "--out", str(tmp_path), env=env)
+def test_missing_tools_name_their_debian_packages(tmp_path: Path, firmware_image: object) -> None:
+    bare = dict(os.environ, PATH=str(Path(sys.executable).parent))
+    argv = ("run", "--device", "stm32", "--emulate", "--model", "demo", "--out", str(tmp_path))
+    # No firmware built yet and no cross compiler: the compiler's package is named.
+    result = _cli(*argv, env=dict(bare, TINY_PROFILER_CACHE=str(tmp_path / "empty-cache")))
     assert result.returncode == 6
-    assert "qemu-system-arm" in result.stderr and "apt-get install" in result.stderr
+    assert "arm-none-eabi-gcc is not installed" in result.stderr and "gcc-arm-none-eabi" in result.stderr
+    # Firmware already cached (the fixture built it) but no QEMU.
+    result = _cli(*argv, env=bare)
+    assert result.returncode == 6
+    assert "qemu-system-arm is not installed" in result.stderr and "apt-get install qemu-system-arm" in result.stderr
+    assert not list(tmp_path.glob("*.jsonl"))
 
 
 def _wait_for_tokens(out: Path, count: int, proc: subprocess.Popen[str]) -> list[dict]:  # type: ignore[type-arg]
