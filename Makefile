@@ -40,6 +40,7 @@ demo: setup
 
 lint: venv
 	$(VENV)/bin/ruff check profiler platforms tests scripts benchmarks
+	$(VENV)/bin/mypy profiler platforms
 
 test: setup lint
 	$(PY) -m pytest -q

@@ -23,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from profiler.errors import PlatformError, ToolMissing
 
@@ -94,7 +95,7 @@ class QemuBoard:
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
     command: list[str] = field(default_factory=list)
-    _log: tempfile._TemporaryFileWrapper[bytes] | None = None
+    _log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 
 from cobs import cobs
@@ -264,6 +264,7 @@ class Log:
 Event = Hello | Token | Phase | MemorySample | Done | DeviceError | Pong | Log
 
 _HELLO_FIXED = struct.Struct("<BBHIIIIIIIIIIIB")
+_HELLO_NUMERIC = [f.name for f in fields(Hello)][:-2]  # all but firmware_id and board
 _TOKEN = struct.Struct("<HHHHQ")
 _PHASE = struct.Struct("<HBBQ")
 _MEM = struct.Struct("<HHQIIIII")
@@ -301,7 +302,8 @@ def parse_event(frame: Frame) -> Event:
         fixed = _HELLO_FIXED.unpack_from(frame.payload)
         firmware_id, offset = _read_str(frame.payload, _HELLO_FIXED.size)
         board, _ = _read_str(frame.payload, offset)
-        return Hello(*fixed, firmware_id=firmware_id, board=board)
+        numeric = dict(zip(_HELLO_NUMERIC, fixed, strict=True))
+        return Hello(**numeric, firmware_id=firmware_id, board=board)
     if kind == MsgType.TOKEN:
         return Token(*_unpack(_TOKEN, frame))
     if kind == MsgType.PHASE:
