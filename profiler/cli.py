@@ -113,6 +113,58 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+@_handled
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Session JSONL files or directories of them.")],
+    baseline: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Baseline file or directory (default: the first RUN)."),
+    ] = None,
+    threshold: Annotated[str, typer.Option(help="Regression threshold on the median, e.g. 5%.")] = "5%",
+    alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test.")] = 0.05,
+    fail_on_regression: Annotated[
+        bool, typer.Option("--fail-on-regression", help="Exit 1 when a metric is worse and significant.")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="rich, md, csv or json.")] = "rich",
+    plot: Annotated[Optional[Path], typer.Option(help="Also write the tok/s plot to this PNG.")] = None,  # noqa: UP045
+) -> None:
+    """Compare runs: median, stddev and 95% CI per metric, deltas to a baseline, a regression gate."""
+    from profiler.compare import compare_runs, parse_threshold
+    from profiler.compare_format import print_comparison
+
+    comparison = compare_runs(runs, baseline, parse_threshold(threshold), alpha)
+    print_comparison(comparison, fmt)
+    if plot is not None:
+        from profiler.report import plot_rates
+
+        plot_rates(comparison, plot)
+    if fail_on_regression and comparison.gate_failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_handled
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Session JSONL files or directories of them.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Directory for the PNGs and summary.md.")],
+    baseline: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Baseline file or directory (default: the first RUN)."),
+    ] = None,
+    threshold: Annotated[str, typer.Option(help="Regression threshold on the median, e.g. 5%.")] = "5%",
+) -> None:
+    """Write plots (tok/s, token latency, telemetry timelines) and a summary.md that links them."""
+    from profiler.compare import compare_runs, parse_threshold
+    from profiler.compare_format import print_warnings
+    from profiler.report import write_report
+
+    comparison = compare_runs(runs, baseline, parse_threshold(threshold))
+    print_warnings(comparison)
+    summary, *plots = write_report(comparison, out)
+    print(f"wrote {summary} and {len(plots)} plots: {', '.join(p.name for p in plots)}")
+
+
 @model_app.command("convert")
 @_handled
 def model_convert(
