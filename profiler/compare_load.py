@@ -25,6 +25,7 @@ from profiler.records import SCHEMA_VERSION
 
 CONFIG_FIELDS = ("board", "model", "model_sha256", "quantization", "firmware_id", "emulated", "tokens", "prompt")
 GROUP_FIELDS = ("board", "model", "quantization")
+SESSION_START = b'{"type": "session"'
 
 
 @dataclass
@@ -125,6 +126,9 @@ def read_session_file(path: Path) -> SessionFile:
         except json.JSONDecodeError:
             record = None
         if not isinstance(record, dict) or "type" not in record:
+            if i == 0 and record is not None:
+                raise ConfigError(f"{path}: first line is JSON but not a session header; "
+                                  "pass files written by `tiny-profiler run`")
             warnings.append(_cut_warning(path, i + 1, len(records), len(lines) - i - 1))
             break
         records.append(record)
@@ -171,12 +175,21 @@ def _judge(session: SessionFile) -> None:
                            f"({MIN_VALID_REPETITIONS} needed) and no summary", *bad]
 
 
+def _is_session_file(path: Path) -> bool:
+    # The JSONL sink writes `type` first, so a session file starts with these bytes; trace spans do not.
+    with path.open("rb") as handle:
+        return handle.read(len(SESSION_START)) == SESSION_START
+
+
 def session_paths(spec: Path) -> list[Path]:
-    """A file, or the `*.jsonl` files directly inside a directory, sorted by name (= start time)."""
+    """A file, or the session files directly inside a directory, sorted by name (= start time).
+
+    In a directory, `.jsonl` files that do not start with a session header (trace spans, logs) are skipped.
+    """
     if spec.is_dir():
-        paths = sorted(spec.glob("*.jsonl"))
+        paths = [p for p in sorted(spec.glob("*.jsonl")) if p.is_file() and _is_session_file(p)]
         if not paths:
-            raise ConfigError(f"{spec}: directory holds no .jsonl session files; pass a file or a results directory")
+            raise ConfigError(f"{spec}: directory holds no session JSONL files; pass a file or a results directory")
         return paths
     if not spec.exists():
         raise ConfigError(f"{spec}: no such file or directory; pass session JSONL files written by `tiny-profiler run`")

@@ -21,6 +21,7 @@ import pytest
 
 from profiler.cli import main
 from profiler.compare import compare_runs, parse_threshold
+from profiler.compare_load import session_paths
 from profiler.compare_stats import bootstrap_ci, mann_whitney_u, midranks
 from profiler.compare_synthetic import Synthetic, write_synthetic
 from profiler.errors import ConfigError
@@ -161,12 +162,16 @@ def test_invalid_failed_and_interrupted_runs_are_listed_not_counted(tmp_path: Pa
     _write(runs, "good", seed=1)
     for status in ("invalid", "failed", "interrupted"):
         _write(runs, status, seed=2, status=status)
+    spans = runs / "good.trace.jsonl"  # other JSONL beside the sessions (trace spans) is not a session
+    spans.write_text('{"name": "flash", "context": {}}\n')
     comparison = compare_runs([runs])
     assert len(comparison.columns) == 1 and len(comparison.columns[0].sessions) == 1
     assert sorted(e.status for e in comparison.excluded) == ["failed", "interrupted", "invalid"]
     assert main(["compare", str(runs), "--format", "md"]) == 0
     out = capsys.readouterr().out
     assert "token 3 is 7 on the board" in out and "interrupted by the user" in out and "board stopped" in out
+    assert main(["compare", str(spans)]) == 3  # named explicitly, it is refused with a reason
+    assert "not a session header" in capsys.readouterr().err
 
 
 def test_run_without_a_valid_session_fails_the_gate(tmp_path: Path) -> None:
@@ -270,7 +275,7 @@ def real_runs(tmp_path_factory: pytest.TempPathFactory, firmware_image: object) 
         subprocess.run([sys.executable, "-m", "profiler.cli", "run", "--device", "stm32", "--emulate", "--model",
                         "demo", "--tokens", "16", "--repeat", "5", "--out", str(out), "--json"],
                        check=True, capture_output=True, timeout=300)
-        (path,) = out.glob("*.jsonl")
+        (path,) = session_paths(out)  # the run may write trace spans beside it
         paths.append(path)
     return paths[0], paths[1]
 

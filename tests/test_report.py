@@ -13,7 +13,7 @@ from matplotlib.image import imread
 
 from profiler.cli import main
 from profiler.compare import compare_runs
-from profiler.compare_load import read_session_file
+from profiler.compare_load import read_session_file, session_paths
 from profiler.compare_synthetic import Synthetic, write_synthetic
 from profiler.report import token_latencies
 
@@ -76,7 +76,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, firmware_image: object) -
     subprocess.run([sys.executable, "-m", "profiler.cli", "run", "--device", "stm32", "--emulate", "--model", "demo",
                     "--tokens", "16", "--repeat", "5", "--out", str(out), "--json"],
                    check=True, capture_output=True, timeout=300)
-    (path,) = out.glob("*.jsonl")
+    (path,) = session_paths(out)  # the run may write trace spans beside it
     return path
 
 
