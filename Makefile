@@ -5,10 +5,12 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := make gcc qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi
+APT_PACKAGES := make gcc qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi prometheus prometheus-pushgateway
 DEMO_ARGS ?= --device stm32 --emulate --model demo --tokens 32 --repeat 5 --warmup 1
 
-.PHONY: setup apt venv firmware demo test lint bench clean
+COMPOSE := docker compose -f monitoring/docker-compose.monitoring.yml
+
+.PHONY: setup apt venv firmware demo test lint bench clean monitor-start monitor-stop monitor-dashboards
 
 setup: apt venv
 
@@ -47,6 +49,17 @@ test: setup lint
 
 bench: setup
 	$(PY) benchmarks/emulated.py
+
+monitor-start:
+	$(COMPOSE) up -d
+	@echo "Grafana http://localhost:3000  Prometheus http://localhost:9090  pushgateway http://localhost:9091"
+
+monitor-stop:
+	$(COMPOSE) down
+
+monitor-dashboards: venv
+	$(PY) scripts/make_dashboards.py
+	@echo "Grafana loads them from monitoring/grafana/dashboards: http://localhost:3000/d/tiny-profiler-main and /d/tiny-profiler-device-health"
 
 clean:
 	rm -rf firmware/build .pytest_cache

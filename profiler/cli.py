@@ -91,18 +91,42 @@ def run(
     ] = None,
     flash: Annotated[bool, typer.Option("--flash/--no-flash", help="Flash firmware and model before running.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON on stdout.")] = False,
+    pushgateway: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Pushgateway URL (or TINY_PROFILER_PUSHGATEWAY); pushed at the end and every 15 s."),
+    ] = None,
+    metrics_port: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="Serve /metrics on this port while the session runs."),
+    ] = None,
+    otlp_endpoint: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="OTLP/HTTP base URL for spans (or OTEL_EXPORTER_OTLP_ENDPOINT)."),
+    ] = None,
+    strict_export: Annotated[bool, typer.Option(help="Fail (exit 11) when an exporter fails.")] = False,
+    log_file: Annotated[Path, typer.Option(help="Structured JSON log file.")] = Path("logs/profiler.jsonl"),
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Profile MODEL on DEVICE: flash, connect, warm up, repeat, summarise."""
     from profiler.api import RunOptions, plan_run
+    from profiler.observability import ObservabilityOptions, make_sinks
     from profiler.sinks.console import ConsoleSink
 
     console = Console(stderr=json_out)
+    errors = Console(stderr=True)
+    observability = ObservabilityOptions.from_cli(
+        pushgateway, metrics_port=metrics_port, otlp_endpoint=otlp_endpoint, strict_export=strict_export,
+        log_file=log_file, log_level=log_level,
+    )
     options = RunOptions(
         device=device, model=model, prompt=prompt, tokens=tokens, repeat=repeat, warmup=warmup,
         seed=seed, temperature=temperature, out=out, emulate=emulate, port=port, flash=flash,
         extra_sinks=(ConsoleSink(console),),
     )  # fmt: skip
-    session, path = plan_run(options)
+    session, path = plan_run(
+        options,
+        sinks=lambda jsonl: make_sinks(observability, jsonl, lambda m: errors.print(f"warning: {m}", markup=False)),
+    )
     try:
         summary = session.run()
     finally:

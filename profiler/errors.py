@@ -75,6 +75,12 @@ class FirmwareError(ProfilerError):
         self.code = code
 
 
+class ExportError(ProfilerError):
+    """A results exporter (pushgateway, OTLP) failed and --strict-export asked to fail on it."""
+
+    exit_code = 11
+
+
 class InternalError(ProfilerError):
     """A bug in the profiler; the message names the exception, --traceback shows it."""
 

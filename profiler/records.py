@@ -53,6 +53,8 @@ class SessionHeader(Record):
     temperature: float
     seed: int
     serial_url: str
+    ram_total_bytes: int | None = None
+    flash_total_bytes: int | None = None
     emulator: dict[str, Any] | None = None
 
 

@@ -167,6 +167,8 @@ class Session:
             temperature=self.settings.temperature,
             seed=self.settings.seed,
             serial_url=self._link.url if self._link else (self.target.port or ""),
+            ram_total_bytes=hello.ram_total_bytes if hello else board.sram_bytes,
+            flash_total_bytes=hello.flash_total_bytes if hello else board.flash_bytes,
             emulator=emulator,
         )
         self._header_written = True
@@ -194,6 +196,7 @@ class Session:
     def run(self) -> SummaryRecord:
         """Run the session to its end; never raises without writing why first."""
         failure: ProfilerError | None = None
+        close_error: ProfilerError | None = None
         summary: SummaryRecord | None = None
         reps: list[RepetitionEvents] = []
         try:
@@ -228,11 +231,22 @@ class Session:
                     phase=phase_at_failure, exit_code=failure.exit_code,
                 ))  # fmt: skip
             self._emit(summary)
-            for sink in self.sinks:
-                sink.close()
+            close_error = self._close_sinks()
         if failure is not None:
             raise failure
+        if close_error is not None:
+            raise close_error
         return summary
+
+    def _close_sinks(self) -> ProfilerError | None:
+        """Close every sink even if one fails; return the first failure (a strict export)."""
+        first: ProfilerError | None = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except ProfilerError as exc:
+                first = first or exc
+        return first
 
     def _connect(self) -> None:
         target = self.target

@@ -12,9 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # Tests build the firmware from this tree into their own cache, never the user's.
+def _private_cache_and_cwd(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Tests build the firmware from this tree into their own cache, never the user's, and
+    # run from a scratch directory so default outputs (results/, logs/) never land in the tree.
     os.environ["TINY_PROFILER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture(scope="session")
