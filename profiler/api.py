@@ -146,6 +146,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
     session = Session(target=target, model=handle, settings=settings, sinks=[])
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     jsonl_path = options.out / f"{stamp}-{board.name}-{handle.name}-{session.session_id}.jsonl"
-    session.sinks = [JsonlSink(jsonl_path), *options.extra_sinks, *(sinks(jsonl_path) if sinks else [])]
+    others = sinks(jsonl_path) if sinks else []  # may refuse (e.g. a busy --metrics-port): no file yet
+    session.sinks = [JsonlSink(jsonl_path), *options.extra_sinks, *others]
     return session, jsonl_path
 

@@ -120,6 +120,7 @@ class Session:
     _emulator: QemuBoard | None = None
     _link: SerialLink | None = None
     _hello: Hello | None = None
+    _started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     # -- records -----------------------------------------------------------
 
@@ -145,7 +146,7 @@ class Session:
             schema_version=SCHEMA_VERSION,
             profiler_version=__version__,
             session_id=self.session_id,
-            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            started_at=self._started_at.isoformat(timespec="seconds"),
             device=board.name,
             board=hello.board if hello else board.name,
             platform=board.family,
@@ -195,6 +196,7 @@ class Session:
 
     def run(self) -> SummaryRecord:
         """Run the session to its end; never raises without writing why first."""
+        self._started_at = datetime.now(timezone.utc)
         failure: ProfilerError | None = None
         close_error: ProfilerError | None = None
         summary: SummaryRecord | None = None
