@@ -272,9 +272,10 @@ def real_runs(tmp_path_factory: pytest.TempPathFactory, firmware_image: object) 
     paths = []
     for name in ("a", "b"):
         out = tmp_path_factory.mktemp(f"real-{name}")
-        subprocess.run([sys.executable, "-m", "profiler.cli", "run", "--device", "stm32", "--emulate", "--model",
-                        "demo", "--tokens", "16", "--repeat", "5", "--out", str(out), "--json"],
-                       check=True, capture_output=True, timeout=300)
+        done = subprocess.run([sys.executable, "-m", "profiler.cli", "run", "--device", "stm32", "--emulate",
+                               "--model", "demo", "--tokens", "16", "--repeat", "5", "--out", str(out), "--json"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
         (path,) = session_paths(out)  # the run may write trace spans beside it
         paths.append(path)
     return paths[0], paths[1]

@@ -73,9 +73,10 @@ def test_token_latencies_are_the_decode_steps_the_summary_used(tmp_path: Path) -
 def real_run(tmp_path_factory: pytest.TempPathFactory, firmware_image: object) -> Path:
     """One emulated run of the demo model."""
     out = tmp_path_factory.mktemp("real")
-    subprocess.run([sys.executable, "-m", "profiler.cli", "run", "--device", "stm32", "--emulate", "--model", "demo",
-                    "--tokens", "16", "--repeat", "5", "--out", str(out), "--json"],
-                   check=True, capture_output=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "profiler.cli", "run", "--device", "stm32", "--emulate", "--model",
+                           "demo", "--tokens", "16", "--repeat", "5", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
     (path,) = session_paths(out)  # the run may write trace spans beside it
     return path
 
