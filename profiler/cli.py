@@ -140,7 +140,7 @@ def run(
 @app.command()
 @_handled
 def compare(
-    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="Session JSONL files or directories of them.")],
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Session JSONL files or directories of them.")],
     baseline: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(help="Baseline file or directory (default: the first RUN)."),
@@ -170,7 +170,7 @@ def compare(
 @app.command()
 @_handled
 def report(
-    runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="Session JSONL files or directories of them.")],
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Session JSONL files or directories of them.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Directory for the PNGs and summary.md.")],
     baseline: Annotated[
         Optional[Path],  # noqa: UP045
