@@ -29,7 +29,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def _records(out: Path) -> list[dict]:  # type: ignore[type-arg]
-    (path,) = sorted(out.glob("*.jsonl"))
+    (path,) = sorted(p for p in out.glob("*.jsonl") if not p.name.endswith(".trace.jsonl"))
     return read_jsonl(path)
 
 
@@ -154,7 +154,7 @@ def test_missing_tools_name_their_debian_packages(tmp_path: Path, firmware_image
 def _wait_for_tokens(out: Path, count: int, proc: subprocess.Popen[str]) -> list[dict]:  # type: ignore[type-arg]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        files = list(out.glob("*.jsonl"))
+        files = [p for p in out.glob("*.jsonl") if not p.name.endswith(".trace.jsonl")]
         if files:
             records = read_jsonl(files[0]) if files[0].read_text().endswith("\n") else []
             if sum(r["type"] == "token" for r in records) >= count:
