@@ -2,6 +2,8 @@
 
 A new board is one row here. Chip-family behaviour (how to flash, reset,
 emulate) lives in the family's adapter module, never in this table's users.
+`--device` takes a board name, an alias, or a family name (which picks the
+family's first row, its default board).
 """
 
 from __future__ import annotations
@@ -10,10 +12,17 @@ from dataclasses import dataclass
 
 from profiler.errors import ConfigError
 
+KB = 1024
+MB = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class BoardProfile:
-    """Facts of one board; the session and sinks read these, never board names."""
+    """Facts of one board; the session and sinks read these, never board names.
+
+    Addresses are CPU addresses on memory-mapped flash (STM32, GD32) and flash
+    offsets on boards whose flash sits behind a SPI controller (ESP32 family).
+    """
 
     name: str
     family: str
@@ -25,11 +34,17 @@ class BoardProfile:
     model_region_bytes: int
     firmware_port: str
     baud: int = 115200
-    reset_method: str = "probe"
-    flasher: str = ""
+    reset_method: str = "probe"  # probe | dtr-rts | usb-jtag | manual | none (emulator only)
+    flasher: str = ""  # the family adapter's default flasher for this board
     usb_vid_pid: tuple[int, int] | None = None
     qemu_machine: str | None = None
     aliases: tuple[str, ...] = ()
+    flash_base: int = 0
+    firmware_addr: int = 0
+    psram_bytes: int = 0
+    flash_target: str = ""  # the chip as the flasher names it: pyOCD target type, esptool chip
+    openocd_config: tuple[str, ...] = ()  # OpenOCD -f scripts: probe interface, then target
+    model_partition: str | None = None  # ESP32 family: the data partition that holds the model
 
 
 BOARDS: tuple[BoardProfile, ...] = (
@@ -38,31 +53,142 @@ BOARDS: tuple[BoardProfile, ...] = (
         family="stm32",
         core="cortex-m4f",
         clock_hz=168_000_000,
-        sram_bytes=128 * 1024,
-        flash_bytes=1024 * 1024,
+        sram_bytes=128 * KB,
+        flash_bytes=1 * MB,
         model_addr=0x0802_0000,
-        model_region_bytes=896 * 1024,
+        model_region_bytes=896 * KB,
         firmware_port="stm32f4",
         reset_method="probe",
         flasher="pyocd",
         usb_vid_pid=(0x0483, 0x374B),  # ST-LINK/V2-1 on Nucleo boards
         qemu_machine="netduinoplus2",
         aliases=("stm32", "netduinoplus2"),
+        flash_base=0x0800_0000,
+        firmware_addr=0x0800_0000,
+        flash_target="stm32f405rgtx",  # pyOCD: `pyocd pack install stm32f405rg` first
+        openocd_config=("interface/stlink.cfg", "target/stm32f4x.cfg"),
+    ),
+    BoardProfile(
+        name="stm32h743",
+        family="stm32",
+        core="cortex-m7",
+        clock_hz=480_000_000,
+        sram_bytes=1024 * KB,
+        flash_bytes=2 * MB,
+        model_addr=0x0804_0000,
+        model_region_bytes=1792 * KB,
+        firmware_port="stm32h7",
+        reset_method="probe",
+        flasher="pyocd",
+        usb_vid_pid=(0x0483, 0x374E),  # STLINK-V3E on NUCLEO-H743ZI2
+        aliases=("nucleo-h743zi",),
+        flash_base=0x0800_0000,
+        firmware_addr=0x0800_0000,
+        flash_target="stm32h743xx",
+        openocd_config=("interface/stlink.cfg", "target/stm32h7x.cfg"),
+    ),
+    BoardProfile(
+        name="esp32",
+        family="esp32",
+        core="xtensa-lx6",
+        clock_hz=240_000_000,
+        sram_bytes=520 * KB,
+        flash_bytes=4 * MB,
+        model_addr=0x11_0000,
+        model_region_bytes=0x2F_0000,
+        firmware_port="esp32",  # ESP-IDF project, built with the user's idf.py
+        reset_method="dtr-rts",
+        flasher="esptool",
+        usb_vid_pid=(0x10C4, 0xEA60),  # CP2102 on ESP32-DevKitC
+        aliases=("esp32-devkitc",),
+        firmware_addr=0x1_0000,
+        flash_target="esp32",
+        model_partition="model",
+    ),
+    BoardProfile(
+        name="esp32s3",
+        family="esp32",
+        core="xtensa-lx7",
+        clock_hz=240_000_000,
+        sram_bytes=512 * KB,
+        flash_bytes=8 * MB,
+        psram_bytes=8 * MB,
+        model_addr=0x11_0000,
+        model_region_bytes=0x6F_0000,
+        firmware_port="esp32",
+        reset_method="dtr-rts",
+        flasher="esptool",
+        usb_vid_pid=(0x303A, 0x1001),  # USB-Serial-JTAG on ESP32-S3-DevKitC-1 N8R8
+        aliases=("esp32-s3",),
+        firmware_addr=0x1_0000,
+        flash_target="esp32s3",
+        model_partition="model",
+    ),
+    BoardProfile(
+        name="esp32c3",
+        family="esp32",
+        core="rv32imc",
+        clock_hz=160_000_000,
+        sram_bytes=400 * KB,
+        flash_bytes=4 * MB,
+        model_addr=0x10_0000,
+        model_region_bytes=1 * MB,
+        firmware_port="esp32c3",  # bare metal, Debian's RISC-V GCC + esptool elf2image
+        reset_method="dtr-rts",
+        flasher="esptool",
+        usb_vid_pid=(0x303A, 0x1001),  # USB-Serial-JTAG on ESP32-C3 boards with native USB
+        aliases=("esp32-c3",),
+        firmware_addr=0x0,
+        flash_target="esp32c3",
+        model_partition="model",
+    ),
+    BoardProfile(
+        name="gd32vf103",
+        family="riscv",
+        core="rv32imac",
+        clock_hz=108_000_000,
+        sram_bytes=32 * KB,
+        flash_bytes=128 * KB,
+        model_addr=0x0801_0000,
+        model_region_bytes=64 * KB,
+        firmware_port="gd32vf103",
+        reset_method="probe",
+        flasher="openocd",
+        usb_vid_pid=(0x0403, 0x6010),  # FT2232 JTAG probe (Sipeed RV-Debugger)
+        aliases=("longan-nano",),
+        flash_base=0x0800_0000,
+        firmware_addr=0x0800_0000,
+        flash_target="gd32vf103",
+        openocd_config=("interface/ftdi/minimodule.cfg", "target/gd32vf103.cfg"),
     ),
 )
 
 
 def board_names() -> list[str]:
     """Every name `--device` accepts, board names first."""
-    return [b.name for b in BOARDS] + [alias for b in BOARDS for alias in b.aliases]
+    names = [b.name for b in BOARDS] + [alias for b in BOARDS for alias in b.aliases]
+    return names + [f for f in families() if f not in names]
+
+
+def families() -> list[str]:
+    """Families that have at least one board, in table order."""
+    return list(dict.fromkeys(b.family for b in BOARDS))
+
+
+def boards_of(family: str) -> list[BoardProfile]:
+    """The boards of one family, its default board first."""
+    return [b for b in BOARDS if b.family == family]
 
 
 def resolve_board(name: str) -> BoardProfile:
-    """The profile for a board name or alias (a family name picks its default board)."""
+    """The profile for a board name or alias; a family name picks its default board."""
     wanted = name.strip().lower()
     for board in BOARDS:
         if wanted == board.name or wanted in board.aliases:
             return board
+    family = boards_of(wanted)
+    if family:
+        return family[0]
     raise ConfigError(
         f"unknown device {name!r}; known devices: {', '.join(board_names())}"
     )
