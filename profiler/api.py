@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from platforms import adapter_for, resolve_board
 from profiler.emulator import require_binary
 from profiler.errors import ConfigError, FitError, ModelError
-from profiler.firmware import ensure_firmware
 from profiler.models.fit import check_fit
 from profiler.models.format import TpmModel, read_header
 from profiler.models.reference import Reference
+from profiler.placement import place
 from profiler.session import ModelHandle, RunSettings, Session, Target
 from profiler.sinks import Sink
 from profiler.sinks.jsonl import JsonlSink
@@ -33,7 +32,7 @@ DEFAULT_PROMPT = "Once upon a time"
 class RunOptions:
     """The inputs of `tiny-profiler run`."""
 
-    device: str
+    device: str | None
     model: str
     prompt: str = DEFAULT_PROMPT
     tokens: int = 32
@@ -46,6 +45,9 @@ class RunOptions:
     port: str | None = None
     flash: bool = True
     extra_sinks: Sequence[Sink] = field(default_factory=tuple)
+    board: str | None = None  # a bench board from the hardware map
+    hardware_map: Path | None = None
+    flasher: str | None = None
 
 
 def bundled_models() -> list[str]:
@@ -100,16 +102,11 @@ def _crc32(data: bytes) -> int:
 
 def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = None) -> tuple[Session, Path]:
     """Validate everything, build the firmware if needed, and return a ready session."""
-    board = resolve_board(options.device)
     if options.tokens < 1 or options.repeat < 1 or options.warmup < 0:
         raise ConfigError("--tokens and --repeat must be at least 1 and --warmup at least 0")
-    emulate = options.emulate
-    if emulate is None:
-        emulate = options.port is None
-    if emulate and options.port is not None:
-        raise ConfigError("--emulate and --port exclude each other; choose one")
-    if emulate and board.qemu_machine is None:
-        raise ConfigError(f"{board.name} cannot be emulated; connect one and pass --port")
+    placement = place(options.device, port=options.port, emulate=options.emulate, bench=options.board,
+                      hardware_map=options.hardware_map, flasher=options.flasher)
+    board, adapter, emulate, port = placement.board, placement.adapter, placement.emulate, placement.port
     path = resolve_model_path(options.model)
     model, handle = open_model(path)
     assert model.tokenizer is not None
@@ -121,8 +118,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
             f"{len(prompt_tokens) + options.tokens - 1}, but {handle.name} has seq_len {cfg.seq_len}; "
             "use a shorter prompt or fewer --tokens"
         )
-    adapter = adapter_for(board)
-    firmware = ensure_firmware(board.firmware_port, adapter.toolchain) if (emulate or options.flash) else None
+    firmware = adapter.firmware(board) if (emulate or options.flash) else None
     if emulate:
         assert firmware is not None
         spec = adapter.emulate(board, firmware.elf, path).spec
@@ -142,7 +138,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
         seed=options.seed,
     )
     target = Target(board=board, adapter=adapter, firmware=firmware, emulate=emulate,
-                    port=options.port, flash=options.flash)
+                    port=port, flash=options.flash)
     session = Session(target=target, model=handle, settings=settings, sinks=[])
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     jsonl_path = options.out / f"{stamp}-{board.name}-{handle.name}-{session.session_id}.jsonl"

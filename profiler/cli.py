@@ -72,8 +72,11 @@ def _root(
 @app.command()
 @_handled
 def run(
-    device: Annotated[str, typer.Option(help="Board or family: stm32, stm32f405, ...")],
     model: Annotated[str, typer.Option(help="Model file (.tpm) or a bundled model name such as demo.")],
+    device: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Board or family: stm32, stm32f405, esp32c3, riscv, ... (or take it from --board)."),
+    ] = None,
     prompt: Annotated[str, typer.Option(help="Prompt text, encoded with the model's tokenizer.")] = "Once upon a time",
     tokens: Annotated[int, typer.Option(help="Tokens to generate per repetition.")] = 32,
     repeat: Annotated[int, typer.Option(help="Measured repetitions (5 or more for a valid run).")] = 5,
@@ -90,6 +93,18 @@ def run(
         typer.Option(help="Serial port or URL of a real board (socket://, rfc2217://)."),
     ] = None,
     flash: Annotated[bool, typer.Option("--flash/--no-flash", help="Flash firmware and model before running.")] = True,
+    board: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="A bench board named in the hardware map (port, flasher, reset, probe)."),
+    ] = None,
+    hardware_map: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Hardware map TOML (default: $TINY_PROFILER_HARDWARE_MAP or ./hardware-map.toml)."),
+    ] = None,
+    flasher: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="pyocd, openocd, st-flash or dfu (STM32); esptool (ESP32); openocd (RISC-V)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON on stdout.")] = False,
     pushgateway: Annotated[
         Optional[str],  # noqa: UP045
@@ -121,7 +136,7 @@ def run(
     options = RunOptions(
         device=device, model=model, prompt=prompt, tokens=tokens, repeat=repeat, warmup=warmup,
         seed=seed, temperature=temperature, out=out, emulate=emulate, port=port, flash=flash,
-        extra_sinks=(ConsoleSink(console),),
+        extra_sinks=(ConsoleSink(console),), board=board, hardware_map=hardware_map, flasher=flasher,
     )  # fmt: skip
     session, path = plan_run(
         options,
@@ -135,6 +150,21 @@ def run(
         print(json.dumps(summary.to_dict()))
     if not summary.valid:
         raise typer.Exit(1)
+
+
+@app.command()
+@_handled
+def devices(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the list as JSON on stdout.")] = False,
+    write_map: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Draft a hardware map (TOML) from what is plugged in."),
+    ] = None,
+) -> None:
+    """List serial ports and USB probes with the board family they suggest, and what blocks them."""
+    from profiler.devices_cmd import show_devices
+
+    show_devices(json_out, write_map)
 
 
 @app.command()
