@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from profiler.compare_load import Column, Excluded, load_columns, unique_labels
@@ -119,9 +120,9 @@ def _stats(samples: pd.DataFrame) -> pd.DataFrame:
     grouped = samples.groupby(["metric", "column"], sort=False)
     stats = grouped["value"].agg(n="count", median="median", stddev="std")
     stats["stddev"] = stats["stddev"].fillna(0.0)
-    intervals = grouped["value"].apply(lambda v: bootstrap_ci(v.to_numpy()))
-    stats["ci_low"] = [ci[0] for ci in intervals]
-    stats["ci_high"] = [ci[1] for ci in intervals]
+    intervals = {key: bootstrap_ci(values.to_numpy()) for key, values in grouped["value"]}
+    stats["ci_low"] = [intervals[key][0] for key in stats.index]
+    stats["ci_high"] = [intervals[key][1] for key in stats.index]
     stats["source"] = grouped["source"].first()
     return stats
 
@@ -130,21 +131,16 @@ def _pct(value: float) -> str:
     return f"{value * 100:+.1f}%"
 
 
-def _verdict(metric: Metric, column: Column, base: Column, samples: pd.DataFrame, threshold: float,
-             alpha: float) -> Verdict | None:
-    def values(col: Column) -> list[float]:
-        rows = samples[(samples["metric"] == metric.key) & (samples["column"] == col.label)]
-        return rows["value"].tolist()
-
-    ours, theirs = values(column), values(base)
+def _verdict(metric: Metric, column: Column, base: Column, values: dict[tuple[str, str], list[float]],
+             threshold: float, alpha: float) -> Verdict | None:
+    ours, theirs = values.get((metric.key, column.label), []), values.get((metric.key, base.label), [])
     if not ours and not theirs:
         return None
     if not ours or not theirs:
         where = column.label if not ours else base.label
         return Verdict(metric, column.label, base.label, None, None, None, False, False, False,
                        f"absent in {where}: not compared")
-    base_median = float(pd.Series(theirs).median())
-    median = float(pd.Series(ours).median())
+    base_median, median = float(np.median(theirs)), float(np.median(ours))
     delta = (median - base_median) / base_median if base_median != 0 else None
     worse = (median < base_median) if metric.higher_is_better else (median > base_median)
     test = mann_whitney_u(ours, theirs) if min(len(ours), len(theirs)) >= 2 else None
@@ -221,6 +217,7 @@ def compare_runs(runs: Sequence[Path], baseline: Path | None = None, threshold: 
     order = {g: i for i, g in reversed(list(enumerate(c.group for c in columns)))}
     columns.sort(key=lambda c: (order[c.group], not c.baseline))
     samples = _samples(columns)
+    values = {key: group.tolist() for key, group in samples.groupby(["metric", "column"], sort=False)["value"]}
     baselines = [c for c in columns if c.baseline]
     verdicts = []
     for column in columns:
@@ -229,5 +226,5 @@ def compare_runs(runs: Sequence[Path], baseline: Path | None = None, threshold: 
             if not column.baseline:
                 warnings.append(f"{column.label}: no baseline of {column.group_label}; shown without deltas")
             continue
-        verdicts += [v for m in METRICS if (v := _verdict(m, column, base, samples, threshold, alpha))]
+        verdicts += [v for m in METRICS if (v := _verdict(m, column, base, values, threshold, alpha))]
     return Comparison(columns, excluded, samples, _stats(samples), verdicts, threshold, alpha, warnings, unchecked)
