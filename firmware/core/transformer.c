@@ -13,9 +13,17 @@
 /* ----------------------------------------------------------------------------
  * Scalar helpers. These builtins compile to single instructions (vsqrt.f32,
  * vabs.f32 on the M4F; sqrtss on x86) when built with -fno-math-errno, so the
- * compute path never calls libm. */
+ * compute path never calls libm. A core without a sqrt instruction would call
+ * libm's sqrtf instead; its port builds with TP_SOFT_SQRT=1 and gets the
+ * correctly rounded integer version (fsqrt.h). fabsf is a bit operation
+ * everywhere. */
 
+#if TP_SOFT_SQRT
+#include "fsqrt.h"
+static inline float tp_sqrtf(float x) { return tp_sqrtf_soft(x); }
+#else
 static inline float tp_sqrtf(float x) { return __builtin_sqrtf(x); }
+#endif
 static inline float tp_fabsf(float x) { return __builtin_fabsf(x); }
 
 float tp_exp(float x) {

@@ -1,9 +1,9 @@
 /* The four functions GCC may call by itself even in freestanding code (struct
- * copies, zeroed locals). The firmware links no C library. Byte loops are
- * enough: nothing on the compute path uses them.
+ * copies, zeroed locals), for the bare-metal ports, which link no C library.
+ * Byte loops are enough: nothing on the compute path uses them.
  *
- * This file is built with -fno-tree-loop-distribute-patterns (the whole port
- * is), otherwise GCC would turn these very loops back into calls to
+ * This file is built with -fno-tree-loop-distribute-patterns (the whole
+ * firmware is), otherwise GCC would turn these very loops back into calls to
  * themselves. */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,4 @@
+# STM32F405 (Cortex-M4F, hard float): arm-none-eabi-gcc from Debian.
+CROSS := arm-none-eabi-
+ARCH := -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard
+PORT_SRC += ports/common/libc.c
