@@ -1,0 +1,10 @@
+# rv32imac on qemu-system-riscv32 -M virt: Debian's riscv64-unknown-elf-gcc.
+# No FPU: float arithmetic goes through libgcc's soft-float routines (IEEE,
+# round to nearest even), sqrt through core/fsqrt.c. Compiling needs _zicsr
+# for the CSR instructions, but GCC then finds no matching multilib, so the
+# link names the plain ISA to get libgcc from rv32imac/ilp32.
+CROSS := riscv64-unknown-elf-
+ARCH := -march=rv32imac_zicsr -mabi=ilp32 -mcmodel=medany
+LINK_ARCH := -march=rv32imac -mabi=ilp32
+SOFT_SQRT := 1
+PORT_SRC += ports/common/libc.c
