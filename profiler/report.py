@@ -49,7 +49,7 @@ def _colors(n: int) -> list[str]:
 def plot_rates(comparison: Comparison, path: Path) -> Path:
     """Decode and prefill tok/s per run: median, 95% CI error bars, repetitions as dots."""
     columns = comparison.columns
-    figure = _figure(max(6.0, 1.6 * len(columns) + 2), 4.5)
+    figure = _figure(max(7.5, 1.6 * len(columns) + 2), 4.5)
     axes = figure.subplots(1, 2, squeeze=False)[0]
     colors = _colors(len(columns))
     for ax, key in zip(axes, ("decode_tokens_per_s", "prefill_tokens_per_s"), strict=True):
