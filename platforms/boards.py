@@ -131,8 +131,8 @@ BOARDS: tuple[BoardProfile, ...] = (
         clock_hz=160_000_000,
         sram_bytes=400 * KB,
         flash_bytes=4 * MB,
-        model_addr=0x10_0000,
-        model_region_bytes=1 * MB,
+        model_addr=0x11_0000,  # the port maps it through the cache MMU (firmware/ports/esp32c3/linker.ld)
+        model_region_bytes=0x2F_0000,
         firmware_port="esp32c3",  # bare metal, Debian's RISC-V GCC + esptool elf2image
         reset_method="dtr-rts",
         flasher="esptool",
@@ -141,6 +141,22 @@ BOARDS: tuple[BoardProfile, ...] = (
         firmware_addr=0x0,
         flash_target="esp32c3",
         model_partition="model",
+    ),
+    BoardProfile(
+        name="riscv",
+        family="riscv",
+        core="rv32imac",
+        clock_hz=125_000_000,  # modelled: one instruction per cycle under -icount shift=3
+        sram_bytes=128 * KB,  # modelled SRAM inside the machine's DRAM
+        flash_bytes=32 * MB,  # pflash0, where the model is read in place
+        model_addr=0x2000_0000,
+        model_region_bytes=32 * MB,
+        firmware_port="riscv-virt",
+        reset_method="none",
+        qemu_machine="virt",
+        aliases=("riscv-virt", "riscv32-virt"),
+        flash_base=0x2000_0000,
+        firmware_addr=0x8000_0000,  # code runs from DRAM, where -bios none jumps
     ),
     BoardProfile(
         name="gd32vf103",

@@ -26,6 +26,7 @@ image is read back again to verify it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
 import time
@@ -177,13 +178,28 @@ class DfuSe:
 
     # -- requests -----------------------------------------------------------
 
+    def _ctrl(self, request_type: int, request: int, value: int, data: Any) -> Any:
+        """One class request; a USB failure (a STALL, the device gone) becomes a FlashError saying why."""
+        try:
+            return self.device.ctrl_transfer(request_type, request, value, self.interface, data, TIMEOUT_MS)
+        except Exception as exc:  # pyusb raises USBError
+            reason = ""
+            if request not in (DFU_GETSTATUS, DFU_CLRSTATUS):
+                with contextlib.suppress(Exception):
+                    st = self.status()
+                    if st.status:
+                        reason = f" ({STATUS_TEXT.get(st.status, f'status 0x{st.status:02x}')})"
+                    self._out(DFU_CLRSTATUS, 0)
+            raise FlashError(f"the DFU bootloader refused a request{reason}: {exc}; reset the board into DFU "
+                             "mode and retry, or remove read protection") from exc
+
     def status(self) -> Status:
         """DFU_GETSTATUS: bStatus, bwPollTimeout (24 bits), bState, iString."""
-        raw = bytes(self.device.ctrl_transfer(REQ_IN, DFU_GETSTATUS, 0, self.interface, 6, TIMEOUT_MS))
+        raw = bytes(self._ctrl(REQ_IN, DFU_GETSTATUS, 0, 6))
         return Status(raw[0], raw[1] | raw[2] << 8 | raw[3] << 16, State(raw[4]))
 
     def _out(self, request: int, value: int, data: bytes = b"") -> None:
-        self.device.ctrl_transfer(REQ_OUT, request, value, self.interface, data, TIMEOUT_MS)
+        self._ctrl(REQ_OUT, request, value, data)
 
     def _to_idle(self) -> None:
         for _ in range(8):
@@ -256,7 +272,7 @@ class DfuSe:
         block = 2
         while len(data) < size:
             want = min(self.transfer_size, size - len(data))
-            chunk = bytes(self.device.ctrl_transfer(REQ_IN, DFU_UPLOAD, block, self.interface, want, TIMEOUT_MS))
+            chunk = bytes(self._ctrl(REQ_IN, DFU_UPLOAD, block, want))
             if not chunk:
                 break
             data += chunk
@@ -281,10 +297,8 @@ class DfuSe:
         """Jump to the application at `address`: manifestation with an empty download."""
         self.set_address(address)
         self._out(DFU_DNLOAD, 2, b"")
-        try:
+        with contextlib.suppress(FlashError):
             self.status()  # starts manifestation; the device may drop off the bus before answering
-        except Exception:  # pyusb raises USBError when the device has already reset
-            pass
 
 
 def find_device(serial: str | None = None) -> Any:

@@ -244,6 +244,7 @@ class Esp32Adapter(PlatformAdapter):
         uses_usb = (self.options.reset_method or board.reset_method) == "usb-jtag"
         try:
             link = serial.serial_for_url(port, do_not_open=True)
+            link.dtr = link.rts = False  # pyserial would assert both on open; keep IO0 high and EN free
             link.open()
         except (serial.SerialException, OSError) as exc:
             raise FlashError(f"cannot open {port} to reset {board.name}: {_first_line(exc)}; "

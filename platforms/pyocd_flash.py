@@ -49,8 +49,8 @@ def written(output: str) -> bool:
 
 
 def _next_step(target: str) -> str:
-    return (f"check the probe is connected (`pyocd list`); if the target type is unknown, "
-            f"`pyocd pack install {target.removesuffix('tx').removesuffix('xx')}`")
+    return (f"check the probe with `pyocd list` (an unknown target type needs "
+            f"`pyocd pack install {target.removesuffix('tx').removesuffix('xx')}`)")
 
 
 def flash(target: str, probe: str | None, steps: Sequence[tuple[str, int, int, list[str]]],

@@ -15,6 +15,7 @@ from platforms import openocd
 from platforms.base import FlashReport, PlatformAdapter, log_report, register
 from platforms.boards import BoardProfile
 from platforms.images import elf_flash_image
+from profiler.emulator import QemuBoard, QemuSpec
 from profiler.firmware import Toolchain
 
 
@@ -42,3 +43,17 @@ class RiscvAdapter(PlatformAdapter):
     def reset(self, board: BoardProfile, port: str) -> None:
         self.flasher_for(board)
         openocd.reset(self._config(board), self.options.probe, board.name)
+
+    def emulate(self, board: BoardProfile, firmware_elf: Path, model: Path) -> QemuBoard:
+        """`qemu-system-riscv32 -M virt -bios none`: the ELF loads into DRAM, the model into pflash0."""
+        if board.qemu_machine is None:
+            return super().emulate(board, firmware_elf, model)
+        spec = QemuSpec(
+            binary="qemu-system-riscv32",
+            debian_package="qemu-system-misc",
+            machine=board.qemu_machine,
+            kernel=firmware_elf,
+            loads=((model, board.model_addr),),
+            extra_args=("-bios", "none"),
+        )
+        return QemuBoard(spec)
