@@ -160,3 +160,33 @@ def test_partition_offset_reads_an_esp_idf_partition_table() -> None:
              + entry(1, 0x40, 0x110000, 0x2F0000, b"model") + b"\xff" * 32)  # fmt: skip
     assert partition_offset(table, "model") == (0x110000, 0x2F0000)
     assert partition_offset(table, "missing") is None
+
+
+def test_run_with_port_flashes_through_the_session_then_waits_for_hello(
+    rom: EspRomStandIn, c3_elf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --device esp32c3 --port PTY`: the session's flash phase drives the adapter; the stand-in's
+    "application" does not speak our protocol, so the run ends in a HELLO timeout recorded in the file."""
+    import profiler.session
+    from profiler.api import RunOptions, plan_run
+    from profiler.errors import LinkTimeout
+    from profiler.sinks.jsonl import read_jsonl
+
+    monkeypatch.setattr(profiler.session, "HELLO_TIMEOUT_S", 1.0)
+    if not (FIRMWARE_DIR / "ports" / BOARD.firmware_port / "port.mk").is_file():  # the stand-in ELF has no arena
+        from profiler.firmware import FirmwareImage
+
+        image = FirmwareImage("esp32c3", "stand-in", c3_elf, 0, 256 * 1024, c3_elf.stat().st_size)
+        monkeypatch.setattr(Esp32Adapter, "firmware", lambda self, board: image)
+    session, jsonl = plan_run(RunOptions(device="esp32c3", port=rom.path, model="demo", out=tmp_path))
+    assert session.target.adapter.options.flasher is None and not session.target.emulate
+    with pytest.raises(LinkTimeout):
+        session.run()
+    model = DEMO.read_bytes()
+    assert rom.flash[BOARD.model_addr : BOARD.model_addr + len(model)] == model
+    assert rom.boots == ["download", "app"]
+    records = read_jsonl(jsonl)
+    flash = next(r for r in records if r["type"] == "phase" and r["name"] == "flash")
+    assert flash["host_ms"] > 0
+    assert records[-2]["type"] == "error" and records[-2]["kind"] == "timeout"
+    assert records[-1]["status"] == "failed"
