@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from profiler.emulator import require_binary
@@ -44,7 +45,8 @@ class FirmwareImage:
     elf: Path
     static_ram_bytes: int
     arena_total_bytes: int
-    text_bytes: int
+    flash_used_bytes: int
+    sections: dict[str, int]
 
 
 def cache_dir() -> Path:
@@ -108,13 +110,50 @@ def _build(port: str, toolchain: Toolchain, firmware_id: str, target: Path) -> N
         shutil.rmtree(staging, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class SectionSizes:
+    """Allocated sections of an ELF, classified like binutils' `size` (Berkeley format)."""
+
+    sections: dict[str, int]
+    text: int  # code and read-only data: flash
+    data: int  # initialised writable data: flash (its image) and RAM
+    bss: int  # zeroed writable data: RAM
+
+    @property
+    def flash_bytes(self) -> int:
+        """Flash the image occupies: code, constants and the initial values of .data."""
+        return self.text + self.data
+
+    @property
+    def static_ram_bytes(self) -> int:
+        """RAM taken before the first instruction runs."""
+        return self.data + self.bss
+
+
+def section_sizes(elf: Path) -> SectionSizes:
+    """Per-section sizes from the ELF's section headers (pyelftools)."""
+    sections: dict[str, int] = {}
+    text = data = bss = 0
+    with elf.open("rb") as handle:
+        for section in ELFFile(handle).iter_sections():
+            flags, size = section["sh_flags"], section["sh_size"]
+            if not flags & SH_FLAGS.SHF_ALLOC or size == 0:
+                continue
+            sections[section.name] = size
+            if section["sh_type"] == "SHT_NOBITS":
+                bss += size
+            elif flags & SH_FLAGS.SHF_WRITE:
+                data += size
+            else:
+                text += size
+    return SectionSizes(sections, text, data, bss)
+
+
 def inspect_elf(port: str, firmware_id: str, elf: Path) -> FirmwareImage:
     """Read static RAM, arena and code size from the ELF (pyelftools)."""
+    symbols: dict[str, int] = {}
     with elf.open("rb") as handle:
-        image = ELFFile(handle)
-        sizes = {s.name: s.data_size for s in image.iter_sections()}
-        symbols: dict[str, int] = {}
-        table = image.get_section_by_name(".symtab")
+        table = ELFFile(handle).get_section_by_name(".symtab")
         if table is not None:
             for name in ("__arena_start", "__arena_end"):
                 found = table.get_symbol_by_name(name)  # type: ignore[attr-defined]
@@ -122,11 +161,13 @@ def inspect_elf(port: str, firmware_id: str, elf: Path) -> FirmwareImage:
                     symbols[name] = int(found[0]["st_value"])
     if len(symbols) != 2:
         raise PlatformError(f"{elf} lacks the __arena_start/__arena_end symbols; rebuild the firmware")
+    sizes = section_sizes(elf)
     return FirmwareImage(
         port=port,
         firmware_id=firmware_id,
         elf=elf,
-        static_ram_bytes=sizes.get(".data", 0) + sizes.get(".bss", 0),
+        static_ram_bytes=sizes.static_ram_bytes,
         arena_total_bytes=symbols["__arena_end"] - symbols["__arena_start"],
-        text_bytes=sizes.get(".text", 0) + sizes.get(".rodata", 0),
+        flash_used_bytes=sizes.flash_bytes,
+        sections=sizes.sections,
     )

@@ -55,6 +55,7 @@ class SessionHeader(Record):
     serial_url: str
     ram_total_bytes: int | None = None
     flash_total_bytes: int | None = None
+    firmware_sections: dict[str, int] | None = None
     emulator: dict[str, Any] | None = None
 
 
@@ -153,6 +154,9 @@ class SummaryRecord(Record):
     token_latency_ms_p50: float | None = None
     token_latency_ms_p95: float | None = None
     peak_ram_bytes: int | None = None
+    ram_total_bytes: int | None = None
+    flash_used_bytes: int | None = None
+    model_bytes: int | None = None
     static_ram_bytes: int | None = None
     arena_used_bytes: int | None = None
     stack_peak_bytes: int | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import dataclasses
 import socket
 import time
 import uuid
@@ -170,6 +171,7 @@ class Session:
             serial_url=self._link.url if self._link else (self.target.port or ""),
             ram_total_bytes=hello.ram_total_bytes if hello else board.sram_bytes,
             flash_total_bytes=hello.flash_total_bytes if hello else board.flash_bytes,
+            firmware_sections=fw.sections if fw else None,
             emulator=emulator,
         )
         self._header_written = True
@@ -226,6 +228,13 @@ class Session:
                 frames_lost=decoder.frames_lost if decoder else 0,
                 host_ms=dict(self._host_ms),
                 failure=failure,
+            )
+            fw = self.target.firmware
+            summary = dataclasses.replace(
+                summary,
+                ram_total_bytes=self._hello.ram_total_bytes if self._hello else self.target.board.sram_bytes,
+                flash_used_bytes=fw.flash_used_bytes if fw else None,
+                model_bytes=self.model.size_bytes,
             )
             if failure is not None:
                 self._emit(ErrorRecord(

@@ -90,7 +90,7 @@ def test_elf_flash_image_takes_the_flash_segments_of_the_real_firmware(firmware_
     sp, reset = int.from_bytes(image.data[0:4], "little"), int.from_bytes(image.data[4:8], "little")
     assert 0x2000_0000 <= sp <= 0x2002_0000 and reset & 1
     assert image.address <= reset - 1 < image.address + len(image.data)
-    assert len(image.data) >= firmware_image.text_bytes  # .text + .rodata + .data initialisers
+    assert len(image.data) >= firmware_image.flash_used_bytes  # .text + .rodata + .data initialisers
 
 
 def test_flash_report_counts_written_bytes_and_names_skips() -> None:

@@ -58,7 +58,9 @@ def test_demo_run_is_valid_matches_reference_and_repeats_exactly(tmp_path: Path,
         assert summary["frames_corrupt"] == 0 and summary["frames_lost"] == 0
         assert summary["decode_instructions_per_token"] > 100_000
         peak = summary["static_ram_bytes"] + summary["arena_used_bytes"] + summary["stack_peak_bytes"]
-        assert summary["peak_ram_bytes"] == peak <= 128 * 1024
+        assert summary["peak_ram_bytes"] == peak <= summary["ram_total_bytes"] == 128 * 1024
+        assert summary["model_bytes"] == DEMO.stat().st_size
+        assert summary["flash_used_bytes"] == sum(header["firmware_sections"].values()) - header["firmware_sections"][".bss"]
         summaries.append(summary)
     a, b = summaries
     for key in ("decode_tokens_per_s", "prefill_tokens_per_s", "ttft_ms", "decode_instructions_per_token"):
