@@ -60,7 +60,8 @@ def test_demo_run_is_valid_matches_reference_and_repeats_exactly(tmp_path: Path,
         peak = summary["static_ram_bytes"] + summary["arena_used_bytes"] + summary["stack_peak_bytes"]
         assert summary["peak_ram_bytes"] == peak <= summary["ram_total_bytes"] == 128 * 1024
         assert summary["model_bytes"] == DEMO.stat().st_size
-        assert summary["flash_used_bytes"] == sum(header["firmware_sections"].values()) - header["firmware_sections"][".bss"]
+        sections = header["firmware_sections"]
+        assert summary["flash_used_bytes"] == sum(sections.values()) - sections[".bss"]
         summaries.append(summary)
     a, b = summaries
     for key in ("decode_tokens_per_s", "prefill_tokens_per_s", "ttft_ms", "decode_instructions_per_token"):
