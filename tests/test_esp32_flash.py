@@ -176,7 +176,8 @@ def test_run_with_port_flashes_through_the_session_then_waits_for_hello(
     if not (FIRMWARE_DIR / "ports" / BOARD.firmware_port / "port.mk").is_file():  # the stand-in ELF has no arena
         from profiler.firmware import FirmwareImage
 
-        image = FirmwareImage("esp32c3", "stand-in", c3_elf, 0, 256 * 1024, c3_elf.stat().st_size)
+        image = FirmwareImage(port="esp32c3", firmware_id="stand-in", elf=c3_elf, static_ram_bytes=0,
+                              arena_total_bytes=256 * 1024, flash_used_bytes=c3_elf.stat().st_size, sections={})
         monkeypatch.setattr(Esp32Adapter, "firmware", lambda self, board: image)
     session, jsonl = plan_run(RunOptions(device="esp32c3", port=rom.path, model="demo", out=tmp_path))
     assert session.target.adapter.options.flasher is None and not session.target.emulate
