@@ -15,14 +15,16 @@ import pytest
 
 from profiler.errors import ConfigError, FitError, ModelError
 from profiler.models import DEMO_MODEL_PATH
-from profiler.models.convert import convert
+from profiler.models.convert import convert, quantize_weights
 from profiler.models.fit import arena_bytes, check_fit, kv_cache_bytes
 from profiler.models.format import (
     ModelConfig,
     TpmModel,
     image_crc32,
     image_sha256,
+    pack_int4,
     read_header,
+    unpack_int4,
 )
 from profiler.models.llama2c import write_checkpoint
 from profiler.models.quantize import quantize_rows
@@ -116,8 +118,8 @@ def test_bad_checkpoints_and_options(tmp_path: Path, tokenizer: Tokenizer) -> No
     with pytest.raises(ModelError, match=r"tokenizer\.bin"):
         convert(checkpoint, None, tmp_path / "m.tpm")
     tokenizer.save(tmp_path / "tokenizer.bin")
-    with pytest.raises(ModelError, match="int8 is what"):
-        convert(checkpoint, None, tmp_path / "m.tpm", quant="int4")
+    with pytest.raises(ModelError, match="firmware runs int8 and int4"):
+        convert(checkpoint, None, tmp_path / "m.tpm", quant="int2")
     checkpoint.write_bytes(checkpoint.read_bytes()[:-4])
     with pytest.raises(ModelError, match="truncated"):
         convert(checkpoint, None, tmp_path / "m.tpm")
@@ -207,6 +209,59 @@ def test_demo_model_is_reproducible(tmp_path: Path) -> None:
                     "--out", str(out)], check=True, capture_output=True)
     assert out.read_bytes() == DEMO.read_bytes(), "rerun scripts/make_demo_model.py"
     assert DEMO.stat().st_size <= 1024 * 1024
+
+
+def test_int4_packing_and_quantizer() -> None:
+    q = np.array([[-8, 7, -1, 0, 3], [1, -2, 5, -7, 6]], dtype=np.int8)  # odd length: a lone last nibble
+    packed = pack_int4(q)
+    assert packed == bytes([0x78, 0x0F, 0x03, 0xE1, 0x95, 0x06])
+    np.testing.assert_array_equal(unpack_int4(packed, 2, 5), q)
+    w = np.zeros((2, 40), dtype=np.float32)
+    w[0, :5] = [0.7, -0.35, 0.05, 0.0, -0.7]
+    w[1, 32:] = 1.0  # only the short last group is non-zero
+    t = quantize_rows(w, 32, bits=4)
+    assert t.bits == 4 and t.scales[0, 0] == np.float32(0.7) / np.float32(7.0)
+    np.testing.assert_array_equal(t.q[0, :5], [7, -4, 1, 0, -7])  # -3.5 rounds away from zero
+    assert np.all(t.q[1, 32:] == 7) and t.scales[1, 0] == 0 and np.abs(t.q).max() == 7
+
+
+def test_int4_model_roundtrip_and_size(tmp_path: Path, tokenizer: Tokenizer) -> None:
+    odd = replace(SMALL, hidden_dim=171, group_size=24)  # odd rows of w2, groups across bytes
+    weights = random_float_weights(odd, seed=5)
+    int8 = quantize_weights(weights, 24, tokenizer=tokenizer)
+    int4 = quantize_weights(weights, 24, tokenizer=tokenizer, quant="int4")
+    int4.write(tmp_path / "m4.tpm")
+    back = TpmModel.read(tmp_path / "m4.tpm")
+    assert back.config == replace(odd, quant="int4") and read_header(tmp_path / "m4.tpm").quant == "int4"
+    for a, b in zip(back.layers[1].tensors(), int4.layers[1].tensors(), strict=True):
+        np.testing.assert_array_equal(a.q, b.q)
+        assert a.bits == 4
+    assert back.to_bytes() == (tmp_path / "m4.tpm").read_bytes()
+    assert len(int4.to_bytes()) < 0.7 * len(int8.to_bytes())  # scales and tokenizer stay the same size
+    step = np.repeat(int4.layers[0].w1.scales, 24, axis=1)[:, :odd.dim]
+    assert np.all(np.abs(int4.layers[0].w1.dequantize() - weights.w1[0]) <= step * 0.5001)
+
+
+def test_unknown_quant_code_is_refused(tmp_path: Path) -> None:
+    data = bytearray(make_random_model(SMALL, seed=1).to_bytes())
+    data[8] = 3
+    struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
+    (tmp_path / "m.tpm").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"quantization code 3, .*1 = int8, 2 = int4"):
+        read_header(tmp_path / "m.tpm")
+
+
+@pytest.mark.parametrize(("temperature", "seed"), [(0.0, 0), (0.8, 42)])
+def test_int4_and_odd_shapes_match_firmware_host_build(tmp_path: Path, temperature: float, seed: int,
+                                                        host_tools: Path) -> None:
+    for quant, shape in (("int4", replace(SMALL, hidden_dim=171, group_size=24, shared_classifier=False)),
+                         ("int4", SMALL), ("int8", replace(SMALL, hidden_dim=171, group_size=7))):
+        model = quantize_weights(random_float_weights(shape, seed=11), shape.group_size, quant=quant)
+        model.write(tmp_path / "m.tpm")
+        prompt = [1, 40, 41, 42]
+        run = subprocess.run([str(host_tools / "tp_generate"), str(tmp_path / "m.tpm"), "20", str(temperature),
+                              str(seed), *map(str, prompt)], check=True, capture_output=True, text=True)
+        assert [int(t) for t in run.stdout.split()] == generate(model, prompt, 20, temperature, seed), quant
 
 
 @pytest.mark.parametrize(("temperature", "seed"), [(0.0, 0), (0.8, 42)])

@@ -69,8 +69,9 @@ def test_demo_run_is_valid_matches_reference_and_repeats_exactly(tmp_path: Path,
     assert a["decode_tokens_per_s_stddev"] == 0.0  # -icount: every repetition takes the same instructions
 
 
+@pytest.mark.parametrize("quant", ["int8", "int4"])
 def test_converted_llama2c_checkpoint_runs_on_device_equal_to_reference(
-    tmp_path: Path, firmware_image: object
+    tmp_path: Path, firmware_image: object, quant: str
 ) -> None:
     # A legacy llama2.c checkpoint with its tokenizer.bin beside it, converted by the CLI.
     # hidden_dim 172 leaves a short last group of 12; an unshared classifier takes the other path.
@@ -78,14 +79,14 @@ def test_converted_llama2c_checkpoint_runs_on_device_equal_to_reference(
                          seq_len=64, group_size=32, shared_classifier=False)
     demo, _ = open_model(DEMO)
     assert demo.tokenizer is not None
-    write_checkpoint(random_float_weights(config, seed=7), tmp_path / "stories.bin")
+    write_checkpoint(random_float_weights(config, seed=2), tmp_path / "stories.bin")  # varied greedy output
     demo.tokenizer.save(tmp_path / "tokenizer.bin")
     path = tmp_path / "stories.tpm"
-    result = _cli("model", "convert", str(tmp_path / "stories.bin"), "-o", str(path), "--quant", "int8")
+    result = _cli("model", "convert", str(tmp_path / "stories.bin"), "-o", str(path), "--quant", quant)
     assert result.returncode == 0, result.stderr
-    assert "hidden 172" in result.stdout
+    assert "hidden 172" in result.stdout and quant in result.stdout
     model, _ = open_model(path)
-    assert model.classifier is not None and model.config.seq_len == 64
+    assert model.classifier is not None and model.config.seq_len == 64 and model.config.quant == quant
     for temperature, seed in ((0.0, 0), (0.9, 1234)):
         out = tmp_path / f"t{temperature}"
         session, jsonl = plan_run(RunOptions(device="stm32", model=str(path), prompt="The cat sat",
@@ -96,7 +97,7 @@ def test_converted_llama2c_checkpoint_runs_on_device_equal_to_reference(
         device = [r["token_id"] for r in records if r["type"] == "token"]
         prompt = records[0]["prompt_tokens"]
         assert device == Reference(model).generate(prompt, 40, temperature, seed)
-        assert len(set(device)) >= (2 if temperature == 0 else 8)  # not a constant stream
+        assert len(set(device)) >= (10 if temperature == 0 else 8)  # not a constant stream
         (rep,) = [r for r in records if r["type"] == "repetition"]
         assert rep["matches_reference"] is True and rep["valid"] is True
         assert records[-1]["status"] == "invalid"  # one repetition is below the validity minimum

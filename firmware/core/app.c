@@ -46,7 +46,7 @@ static void send_hello(void) {
     tp_writer_init(&w, tx_payload, sizeof tx_payload);
     tp_put_u8(&w, TP_PROTOCOL_VERSION);
     tp_put_u8(&w, pi->timer_bits);
-    tp_put_u16(&w, TP_CAP_INT8 | TP_CAP_SEEDED_SAMPLING | TP_CAP_MEM_SAMPLES);
+    tp_put_u16(&w, TP_CAP_INT8 | TP_CAP_SEEDED_SAMPLING | TP_CAP_MEM_SAMPLES | TP_CAP_INT4);
     tp_put_u32(&w, pi->clock_hz);
     tp_put_u32(&w, pi->timer_hz);
     tp_put_u32(&w, pi->ram_total_bytes);

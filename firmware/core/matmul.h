@@ -25,4 +25,10 @@ typedef struct {
 void tp_matmul_q8(float *out, const QVector *x, const QTensor *w, int rows, int cols,
                   int group_size);
 
+/* The same with int4 weights (packed as in model.h, tp_int4_at) and int8
+ * activations, under the same contract. Lives in its own file, matmul_q4.c
+ * (Makefile: KERNEL_Q4_SRC), so an optimised int4 kernel swaps in alone. */
+void tp_matmul_q4(float *out, const QVector *x, const QTensor *w, int rows, int cols,
+                  int group_size);
+
 #endif /* TP_MATMUL_H */

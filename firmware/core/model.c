@@ -27,10 +27,12 @@ static const void *at(const Cursor *c, uint64_t off) {
 }
 
 /* Places a quantized tensor (rows, cols) and advances the cursor. */
-static QTensor place_qtensor(Cursor *c, uint64_t rows, uint64_t cols, uint64_t group_size) {
+static QTensor place_qtensor(Cursor *c, uint64_t rows, uint64_t cols, uint64_t group_size,
+                             int quant) {
     QTensor t;
     t.q = (const int8_t *)at(c, c->off);
-    c->off += align4(rows * cols);
+    uint64_t row_bytes = quant == TP_QUANT_INT4 ? (cols + 1u) / 2u : cols;
+    c->off += align4(rows * row_bytes);
     t.s = (const float *)at(c, c->off);
     c->off = align4(c->off + 4u * rows * groups_of(cols, group_size));
     return t;
@@ -70,6 +72,7 @@ static int check_shape(const uint8_t *h, Config *c) {
     c->seq_len = (int)seq_len;
     c->group_size = (int)group;
     c->shared_classifier = (tp_rd32(h + 40) & TP_FLAG_SHARED_CLASSIFIER) != 0;
+    c->quant = h[8];
     c->head_size = (int)(dim / heads);
     c->kv_dim = (int)(dim / heads * kv_heads);
     return 1;
@@ -82,22 +85,23 @@ static int place_sections(const uint8_t *image, uint64_t total, const Config *c,
     uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
     uint64_t kv_dim = (uint64_t)c->kv_dim, vocab = (uint64_t)c->vocab_size;
     uint64_t layers = (uint64_t)c->n_layers, gs = (uint64_t)c->group_size;
+    int qt = c->quant;
 
     w->rope = place_f32(&cur, (uint64_t)c->seq_len * (uint64_t)c->head_size);
     w->rms_att = place_f32(&cur, layers * dim);
     w->rms_ffn = place_f32(&cur, layers * dim);
     w->rms_final = place_f32(&cur, dim);
-    w->embedding = place_qtensor(&cur, vocab, dim, gs);
+    w->embedding = place_qtensor(&cur, vocab, dim, gs, qt);
 
     uint64_t layer_start = cur.off;
     LayerWeights *l0 = &w->layer0;
-    l0->wq = place_qtensor(&cur, dim, dim, gs);
-    l0->wk = place_qtensor(&cur, kv_dim, dim, gs);
-    l0->wv = place_qtensor(&cur, kv_dim, dim, gs);
-    l0->wo = place_qtensor(&cur, dim, dim, gs);
-    l0->w1 = place_qtensor(&cur, hidden, dim, gs);
-    l0->w2 = place_qtensor(&cur, dim, hidden, gs);
-    l0->w3 = place_qtensor(&cur, hidden, dim, gs);
+    l0->wq = place_qtensor(&cur, dim, dim, gs, qt);
+    l0->wk = place_qtensor(&cur, kv_dim, dim, gs, qt);
+    l0->wv = place_qtensor(&cur, kv_dim, dim, gs, qt);
+    l0->wo = place_qtensor(&cur, dim, dim, gs, qt);
+    l0->w1 = place_qtensor(&cur, hidden, dim, gs, qt);
+    l0->w2 = place_qtensor(&cur, dim, hidden, gs, qt);
+    l0->w3 = place_qtensor(&cur, hidden, dim, gs, qt);
     if (cur.off > total) return 0; /* also bounds the multiplication below */
     uint64_t stride = cur.off - layer_start;
     w->layer_stride = (size_t)stride;
@@ -106,7 +110,7 @@ static int place_sections(const uint8_t *image, uint64_t total, const Config *c,
     if (c->shared_classifier) {
         w->classifier = w->embedding;
     } else {
-        w->classifier = place_qtensor(&cur, vocab, dim, gs);
+        w->classifier = place_qtensor(&cur, vocab, dim, gs, qt);
     }
     return cur.off <= total;
 }
@@ -133,7 +137,7 @@ int tp_model_load(Model *m, const uint8_t *region, uint32_t region_bytes) {
     if (total <= region_bytes) m->crc32 = tp_crc32(0, h, (size_t)total);
 
     if (tp_rd16(h + 4) != TP_MODEL_FORMAT_VERSION || tp_rd16(h + 6) != TP_MODEL_HEADER_SIZE ||
-        h[8] != TP_QUANT_INT8)
+        (h[8] != TP_QUANT_INT8 && h[8] != TP_QUANT_INT4))
         return m->status = TP_MODEL_UNSUPPORTED;
     if (total > region_bytes) return m->status = TP_MODEL_TOO_LARGE;
     if (tp_crc32(0, h + TP_MODEL_HEADER_SIZE, payload_size) != tp_rd32(h + 48))

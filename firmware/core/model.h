@@ -22,6 +22,7 @@ enum {
 #define TP_MODEL_HEADER_SIZE 64
 #define TP_MODEL_FORMAT_VERSION 1
 #define TP_QUANT_INT8 1
+#define TP_QUANT_INT4 2 /* two 4-bit values per byte, see QTensor */
 #define TP_FLAG_SHARED_CLASSIFIER (1u << 0)
 
 /* ----------------------------------------------------------------------------
@@ -39,16 +40,29 @@ typedef struct {
     int seq_len;     /* longest context the buffers are sized for */
     int group_size;  /* quantization group length along a row */
     int shared_classifier; /* classifier is the embedding table */
+    int quant;       /* TP_QUANT_INT8 or TP_QUANT_INT4: how every QTensor is stored */
     int head_size;   /* dim / n_heads */
     int kv_dim;      /* dim * n_kv_heads / n_heads */
 } Config;
 
 /* A quantized matrix (rows, cols): value j of row r is
- * q[r*cols + j] * s[r*groups + j/group_size], groups = ceil(cols/group_size). */
+ * w(r, j) * s[r*groups + j/group_size], groups = ceil(cols/group_size).
+ * int8: w(r, j) = q[r*cols + j].
+ * int4: rows of ceil(cols/2) bytes; w(r, j) is the low nibble (j even) or the
+ * high nibble (j odd) of byte r*ceil(cols/2) + j/2, as 4-bit two's complement
+ * (tp_int4_at). */
 typedef struct {
-    const int8_t *q; /* (rows, cols) row-major */
+    const int8_t *q; /* (rows, cols) row-major; int4: packed bytes, see above */
     const float *s;  /* (rows, groups) one scale per group */
 } QTensor;
+
+/* Value j of a packed int4 row, sign-extended without implementation-defined
+ * shifts: (nibble ^ 8) - 8 maps 0..7 to 0..7 and 8..15 to -8..-1. */
+static inline int32_t tp_int4_at(const uint8_t *row, int j) {
+    uint32_t b = row[j >> 1];
+    uint32_t nibble = (j & 1) ? (b >> 4) : (b & 15u);
+    return (int32_t)(nibble ^ 8u) - 8;
+}
 
 /* All layers have the same shapes, so layer l's tensors sit layer_stride
  * bytes after layer 0's; tp_layer_tensor() applies the offset. */

@@ -63,6 +63,7 @@ enum {
 #define TP_CAP_INT8 (1u << 0)
 #define TP_CAP_SEEDED_SAMPLING (1u << 1)
 #define TP_CAP_MEM_SAMPLES (1u << 2)
+#define TP_CAP_INT4 (1u << 3)
 
 /* ----------------------------------------------------------------------------
  * CRC-32/IEEE, zlib semantics: tp_crc32(0, buf, n) is zlib.crc32(buf), and

@@ -166,6 +166,16 @@ int tp_transformer_init(Transformer *t, const Model *m, Arena *a) {
 /* ----------------------------------------------------------------------------
  * Forward pass */
 
+/* The kernel for the model's weight format (int8 or int4). */
+static void matmul(const Config *c, float *out, const QVector *x, const QTensor *w, int rows,
+                   int cols, int group_size) {
+    if (c->quant == TP_QUANT_INT4) {
+        tp_matmul_q4(out, x, w, rows, cols, group_size);
+    } else {
+        tp_matmul_q8(out, x, w, rows, cols, group_size);
+    }
+}
+
 float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
     const Config *c = &t->config;
     const Weights *w = t->weights;
@@ -177,10 +187,17 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
     float *x = s->x;
 
     /* token embedding, dequantized */
-    const int8_t *eq = w->embedding.q + (size_t)token * (size_t)dim;
     const float *es = w->embedding.s + (size_t)token * (size_t)groups_dim;
-    for (int i = 0; i < dim; i++) {
-        x[i] = (float)eq[i] * es[i / gs];
+    if (c->quant == TP_QUANT_INT4) {
+        const uint8_t *eq4 = (const uint8_t *)w->embedding.q + (size_t)token * (size_t)((dim + 1) / 2);
+        for (int i = 0; i < dim; i++) {
+            x[i] = (float)tp_int4_at(eq4, i) * es[i / gs];
+        }
+    } else {
+        const int8_t *eq = w->embedding.q + (size_t)token * (size_t)dim;
+        for (int i = 0; i < dim; i++) {
+            x[i] = (float)eq[i] * es[i / gs];
+        }
     }
 
     /* (cos, sin) pairs for this position, shared by every head */
@@ -205,9 +222,9 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
         float *k = s->key_cache + loff + (size_t)pos * (size_t)kv_dim;
         float *v = s->value_cache + loff + (size_t)pos * (size_t)kv_dim;
         quantize(&s->xq, s->xb, dim, gs);
-        tp_matmul_q8(s->q, &s->xq, &wq, dim, dim, gs);
-        tp_matmul_q8(k, &s->xq, &wk, kv_dim, dim, gs);
-        tp_matmul_q8(v, &s->xq, &wv, kv_dim, dim, gs);
+        matmul(c, s->q, &s->xq, &wq, dim, dim, gs);
+        matmul(c, k, &s->xq, &wk, kv_dim, dim, gs);
+        matmul(c, v, &s->xq, &wv, kv_dim, dim, gs);
 
         /* RoPE: rotate each (even, odd) pair of every head by its angle */
         for (int i = 0; i < dim; i += 2) {
@@ -254,7 +271,7 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
 
         /* output projection and residual */
         quantize(&s->xq, s->xb, dim, gs);
-        tp_matmul_q8(s->xb2, &s->xq, &wo, dim, dim, gs);
+        matmul(c, s->xb2, &s->xq, &wo, dim, dim, gs);
         for (int i = 0; i < dim; i++) {
             x[i] = x[i] + s->xb2[i];
         }
@@ -262,15 +279,15 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
         /* FFN: w2(silu(w1(x)) * w3(x)) */
         rmsnorm(s->xb, x, w->rms_ffn + (size_t)l * (size_t)dim, dim);
         quantize(&s->xq, s->xb, dim, gs);
-        tp_matmul_q8(s->hb, &s->xq, &w1, hidden, dim, gs);
-        tp_matmul_q8(s->hb2, &s->xq, &w3, hidden, dim, gs);
+        matmul(c, s->hb, &s->xq, &w1, hidden, dim, gs);
+        matmul(c, s->hb2, &s->xq, &w3, hidden, dim, gs);
         for (int i = 0; i < hidden; i++) {
             float val = s->hb[i];
             val = val / (1.0f + tp_exp(-val));
             s->hb[i] = val * s->hb2[i];
         }
         quantize(&s->xq, s->hb, hidden, gs);
-        tp_matmul_q8(s->xb, &s->xq, &w2, dim, hidden, gs);
+        matmul(c, s->xb, &s->xq, &w2, dim, hidden, gs);
         for (int i = 0; i < dim; i++) {
             x[i] = x[i] + s->xb[i];
         }
@@ -280,6 +297,6 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
 
     rmsnorm(x, x, w->rms_final, dim);
     quantize(&s->xq, x, dim, gs);
-    tp_matmul_q8(s->logits, &s->xq, &w->classifier, c->vocab_size, dim, gs);
+    matmul(c, s->logits, &s->xq, &w->classifier, c->vocab_size, dim, gs);
     return s->logits;
 }

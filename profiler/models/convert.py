@@ -13,14 +13,17 @@ from profiler.models.llama2c import FloatWeights, read_checkpoint
 from profiler.models.quantize import quantize_rows
 from profiler.models.tokenizer import Tokenizer
 
-SUPPORTED_QUANT = ("int8",)
+SUPPORTED_QUANT = ("int8", "int4")
 
 
 def quantize_weights(weights: FloatWeights, group_size: int = 32,
                      seq_len: int | None = None,
-                     tokenizer: Tokenizer | None = None) -> TpmModel:
-    """Quantize every matrix to int8 groups and build the RoPE table for `seq_len`."""
+                     tokenizer: Tokenizer | None = None, quant: str = "int8") -> TpmModel:
+    """Quantize every matrix to int8 or int4 groups and build the RoPE table for `seq_len`."""
     cfg = weights.config
+    if quant not in SUPPORTED_QUANT:
+        raise ConfigError(f"quantization {quant!r} is not supported; use `--quant int8` or `--quant int4`")
+    bits = 8 if quant == "int8" else 4
     if seq_len is not None and not 1 <= seq_len <= cfg.seq_len:
         raise ConfigError(f"--seq-len {seq_len} is outside 1..{cfg.seq_len}, the context the "
                           "checkpoint was trained for; pick a value in that range")
@@ -32,10 +35,10 @@ def quantize_weights(weights: FloatWeights, group_size: int = 32,
                          f"vocabulary is {cfg.vocab_size}; pass the tokenizer.bin that "
                          "belongs to this checkpoint with --tokenizer")
     cfg = replace(cfg, group_size=group_size, seq_len=seq_len or cfg.seq_len,
-                  shared_classifier=weights.wcls is None)
+                  shared_classifier=weights.wcls is None, quant=quant)
 
     layers = tuple(
-        LayerWeights(*(quantize_rows(np.asarray(m[layer], dtype=np.float32), group_size)
+        LayerWeights(*(quantize_rows(np.asarray(m[layer], dtype=np.float32), group_size, bits)
                        for m in (weights.wq, weights.wk, weights.wv, weights.wo,
                                  weights.w1, weights.w2, weights.w3)))
         for layer in range(cfg.n_layers))
@@ -46,10 +49,10 @@ def quantize_weights(weights: FloatWeights, group_size: int = 32,
         rms_att=np.ascontiguousarray(weights.rms_att, dtype=f32),
         rms_ffn=np.ascontiguousarray(weights.rms_ffn, dtype=f32),
         rms_final=np.ascontiguousarray(weights.rms_final, dtype=f32),
-        embedding=quantize_rows(np.asarray(weights.token_embedding, dtype=f32), group_size),
+        embedding=quantize_rows(np.asarray(weights.token_embedding, dtype=f32), group_size, bits),
         layers=layers,
         classifier=None if weights.wcls is None
-        else quantize_rows(np.asarray(weights.wcls, dtype=f32), group_size),
+        else quantize_rows(np.asarray(weights.wcls, dtype=f32), group_size, bits),
         tokenizer=tokenizer,
     )
 
@@ -62,8 +65,8 @@ def convert(checkpoint_path: str | Path, tokenizer_path: str | Path | None,
     Without `tokenizer_path`, `tokenizer.bin` beside the checkpoint is used.
     """
     if quant not in SUPPORTED_QUANT:
-        raise ModelError(f"quantization {quant!r} is not supported yet; int8 is what the "
-                         "firmware runs now, use `--quant int8`")
+        raise ModelError(f"quantization {quant!r} is not supported; the firmware runs int8 and int4, "
+                         "use `--quant int8` or `--quant int4`")
     weights = read_checkpoint(checkpoint_path)
     if tokenizer_path is None:
         tokenizer_path = Path(checkpoint_path).parent / "tokenizer.bin"
@@ -71,6 +74,6 @@ def convert(checkpoint_path: str | Path, tokenizer_path: str | Path | None,
             raise ModelError(f"no tokenizer given and none at {tokenizer_path}; pass the "
                              "checkpoint's tokenizer.bin with --tokenizer")
     tokenizer = Tokenizer.load(tokenizer_path, weights.config.vocab_size)
-    model = quantize_weights(weights, group_size, seq_len, tokenizer)
+    model = quantize_weights(weights, group_size, seq_len, tokenizer, quant)
     model.write(out_path)
     return model

@@ -22,6 +22,10 @@ MAGIC = b"TPMD"
 FORMAT_VERSION = 1
 HEADER_SIZE = 64
 QUANT_INT8 = 1
+QUANT_INT4 = 2
+QUANT_CODES = {"int8": QUANT_INT8, "int4": QUANT_INT4}
+QUANT_NAMES = {code: name for name, code in QUANT_CODES.items()}
+QUANT_BITS = {"int8": 8, "int4": 4}
 FLAG_SHARED_CLASSIFIER = 1
 MAX_VOCAB = 65535
 
@@ -45,6 +49,7 @@ class ModelConfig:
     seq_len: int
     group_size: int = 32
     shared_classifier: bool = True
+    quant: str = "int8"  # "int8" or "int4": how every weight matrix is stored
 
     @property
     def head_size(self) -> int:
@@ -80,16 +85,23 @@ class ModelConfig:
             return f"vocab_size {self.vocab_size} is above {MAX_VOCAB}"
         if self.group_size > 0xFFFF:
             return f"group_size {self.group_size} does not fit in 16 bits"
+        if self.quant not in QUANT_CODES:
+            return f"quantization {self.quant!r} is not one of {', '.join(QUANT_CODES)}"
         return None
 
 
 @dataclass(frozen=True, eq=False)
 class QuantTensor:
-    """A rows x cols matrix stored as int8 with one float32 scale per row group."""
+    """A rows x cols matrix of small integers with one float32 scale per row group.
+
+    `q` always holds the values unpacked, one int8 per value; with `bits == 4` they
+    lie in [-8, 7] and the file packs two per byte (`docs/model-format.md`).
+    """
 
     q: np.ndarray  # int8 (rows, cols)
     scales: np.ndarray  # float32 (rows, groups); the last group of a row may be shorter
     group_size: int
+    bits: int = 8
 
     @property
     def rows(self) -> int:
@@ -178,7 +190,7 @@ class TpmModel:
             tokenizer_offset = HEADER_SIZE + len(payload)
             payload += self.tokenizer.to_block()
         flags = FLAG_SHARED_CLASSIFIER if self.classifier is None else 0
-        fields = (MAGIC, FORMAT_VERSION, HEADER_SIZE, QUANT_INT8, 0, cfg.group_size,
+        fields = (MAGIC, FORMAT_VERSION, HEADER_SIZE, QUANT_CODES[cfg.quant], 0, cfg.group_size,
                   cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads,
                   cfg.vocab_size, cfg.seq_len, flags, len(payload), zlib.crc32(payload),
                   tokenizer_offset, 0, 0)
@@ -252,8 +264,33 @@ def _f32(a: np.ndarray) -> bytes:
 
 
 def _tensor_bytes(t: QuantTensor) -> bytes:
-    q = np.ascontiguousarray(t.q, dtype=np.int8).tobytes()
+    q = pack_int4(t.q) if t.bits == 4 else np.ascontiguousarray(t.q, dtype=np.int8).tobytes()
     return q + bytes(-len(q) % 4) + _f32(t.scales)
+
+
+def int4_row_bytes(cols: int) -> int:
+    """Bytes of one packed int4 row: two values a byte, a lone last value in a low nibble."""
+    return (cols + 1) // 2
+
+
+def pack_int4(q: np.ndarray) -> bytes:
+    """Pack int8 values in [-8, 7], row by row: value 2k in the low nibble of byte k, 2k+1 in
+    the high nibble, as 4-bit two's complement; an odd row ends in a byte whose high nibble is 0."""
+    rows, cols = q.shape
+    if q.size and (q.min() < -8 or q.max() > 7):
+        raise ValueError("int4 values must lie in [-8, 7]")
+    nibbles = np.zeros((rows, 2 * int4_row_bytes(cols)), dtype=np.uint8)
+    nibbles[:, :cols] = q.astype(np.int16) & 0x0F
+    return (nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def unpack_int4(data: bytes | memoryview, rows: int, cols: int) -> np.ndarray:
+    """The inverse of `pack_int4`: (rows, cols) int8 values in [-8, 7]."""
+    packed = np.frombuffer(data, dtype=np.uint8).reshape(rows, int4_row_bytes(cols))
+    nibbles = np.empty((rows, 2 * packed.shape[1]), dtype=np.int16)
+    nibbles[:, 0::2] = packed & 0x0F
+    nibbles[:, 1::2] = packed >> 4
+    return ((nibbles[:, :cols] ^ 8) - 8).astype(np.int8)
 
 
 def _parse_header(head: bytes, name: str, file_size: int) -> ModelHeader:
@@ -275,11 +312,12 @@ def _parse_header(head: bytes, name: str, file_size: int) -> ModelHeader:
     if crc != header_crc:
         raise ModelError(f"{name} is corrupt: header CRC is 0x{crc:08x} but the file says "
                          f"0x{header_crc:08x}; {_CONVERT_HINT}")
-    if quant != QUANT_INT8:
-        raise ModelError(f"{name} uses quantization code {quant}, this profiler runs int8 "
-                         f"(code {QUANT_INT8}) only; re-convert it with `--quant int8`")
+    if quant not in QUANT_NAMES:
+        known = ", ".join(f"{code} = {name}" for code, name in QUANT_NAMES.items())
+        raise ModelError(f"{name} uses quantization code {quant}, which this profiler does not "
+                         f"know ({known}); re-convert it with `--quant int8` or `--quant int4`")
     config = ModelConfig(dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len,
-                         group_size, bool(flags & FLAG_SHARED_CLASSIFIER))
+                         group_size, bool(flags & FLAG_SHARED_CLASSIFIER), QUANT_NAMES[quant])
     problem = config.problem()
     if problem:
         raise ModelError(f"{name} has an unusable shape: {problem}; {_CONVERT_HINT}")
@@ -287,7 +325,7 @@ def _parse_header(head: bytes, name: str, file_size: int) -> ModelHeader:
         raise ModelError(f"{name} is {file_size} bytes but its header says "
                          f"{HEADER_SIZE + payload_size}; the file is truncated or has "
                          f"trailing data, copy it again or {_CONVERT_HINT}")
-    return ModelHeader(config, "int8", payload_size, payload_crc, tok_offset, header_crc)
+    return ModelHeader(config, config.quant, payload_size, payload_crc, tok_offset, header_crc)
 
 
 class _Cursor:
@@ -310,25 +348,28 @@ class _Cursor:
     def f32(self, *shape: int) -> np.ndarray:
         return np.frombuffer(self.take(4 * math.prod(shape)), dtype="<f4").reshape(shape)
 
-    def tensor(self, rows: int, cols: int, group_size: int) -> QuantTensor:
+    def tensor(self, rows: int, cols: int, group_size: int, bits: int) -> QuantTensor:
         groups = math.ceil(cols / group_size)
-        q = np.frombuffer(self.take(rows * cols), dtype=np.int8).reshape(rows, cols)
-        return QuantTensor(q, self.f32(rows, groups), group_size)
+        if bits == 4:
+            q = unpack_int4(self.take(rows * int4_row_bytes(cols)), rows, cols)
+        else:
+            q = np.frombuffer(self.take(rows * cols), dtype=np.int8).reshape(rows, cols)
+        return QuantTensor(q, self.f32(rows, groups), group_size, bits)
 
 
 def _parse_payload(data: bytes, header: ModelHeader, name: str) -> TpmModel:
     cfg = header.config
-    d, h, kv, gs = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.group_size
+    d, h, kv, gs, bits = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.group_size, QUANT_BITS[cfg.quant]
     cur = _Cursor(data, name)
     rope = cur.f32(cfg.seq_len, cfg.head_size // 2, 2)
     rms_att = cur.f32(cfg.n_layers, d)
     rms_ffn = cur.f32(cfg.n_layers, d)
     rms_final = cur.f32(d)
-    embedding = cur.tensor(cfg.vocab_size, d, gs)
+    embedding = cur.tensor(cfg.vocab_size, d, gs, bits)
     shapes = ((d, d), (kv, d), (kv, d), (d, d), (h, d), (d, h), (h, d))
-    layers = tuple(LayerWeights(*(cur.tensor(r, c, gs) for r, c in shapes))
+    layers = tuple(LayerWeights(*(cur.tensor(r, c, gs, bits) for r, c in shapes))
                    for _ in range(cfg.n_layers))
-    classifier = None if cfg.shared_classifier else cur.tensor(cfg.vocab_size, d, gs)
+    classifier = None if cfg.shared_classifier else cur.tensor(cfg.vocab_size, d, gs, bits)
     weights_end = cur.offset + (-cur.offset % 4)
     tokenizer = None
     if header.tokenizer_offset:
