@@ -45,6 +45,15 @@ class BoardProfile:
     flash_target: str = ""  # the chip as the flasher names it: pyOCD target type, esptool chip
     openocd_config: tuple[str, ...] = ()  # OpenOCD -f scripts: probe interface, then target
     model_partition: str | None = None  # ESP32 family: the data partition that holds the model
+    # Power and thermal model, used where nothing measures them (emulated boards): see
+    # profiler/emulated_telemetry.py. Run and sleep power at the supply, junction-to-ambient
+    # resistance of the package, and an assumed thermal time constant of board and package.
+    supply_mv: int = 3300
+    active_mw: float | None = None
+    idle_mw: float | None = None
+    ambient_c: float = 25.0
+    thermal_resistance_c_per_w: float = 50.0
+    thermal_time_constant_s: float = 20.0
 
 
 BOARDS: tuple[BoardProfile, ...] = (
@@ -67,6 +76,10 @@ BOARDS: tuple[BoardProfile, ...] = (
         firmware_addr=0x0800_0000,
         flash_target="stm32f405rgtx",  # pyOCD: `pyocd pack install stm32f405rg` first
         openocd_config=("interface/stlink.cfg", "target/stm32f4x.cfg"),
+        # Datasheet typicals at 168 MHz from flash, peripherals off: run 40 mA, sleep 12 mA; LQFP64 46 °C/W.
+        active_mw=132.0,
+        idle_mw=39.6,
+        thermal_resistance_c_per_w=46.0,
     ),
     BoardProfile(
         name="stm32h743",
@@ -157,6 +170,9 @@ BOARDS: tuple[BoardProfile, ...] = (
         aliases=("riscv-virt", "riscv32-virt"),
         flash_base=0x2000_0000,
         firmware_addr=0x8000_0000,  # code runs from DRAM, where -bios none jumps
+        # No chip behind it: a GD32VF103-class part scaled to 125 MHz (run ~30 mA, sleep ~9 mA at 3.3 V).
+        active_mw=100.0,
+        idle_mw=30.0,
     ),
     BoardProfile(
         name="gd32vf103",

@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from platforms.boards import BoardProfile
 from profiler.emulator import require_binary
 from profiler.errors import ConfigError, FitError, ModelError
 from profiler.models.fit import check_fit
 from profiler.models.format import TpmModel, read_header
 from profiler.models.reference import Reference
 from profiler.placement import place
+from profiler.power import open_meter
 from profiler.session import ModelHandle, RunSettings, Session, Target
 from profiler.sinks import Sink
 from profiler.sinks.jsonl import JsonlSink
+from profiler.telemetry import MeterPower, ModelPower, PowerSource, board_models
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 DEFAULT_PROMPT = "Once upon a time"
@@ -48,6 +51,7 @@ class RunOptions:
     board: str | None = None  # a bench board from the hardware map
     hardware_map: Path | None = None
     flasher: str | None = None
+    power: str | None = None  # meter spec (ppk2:/dev/ttyACM1, joulescope, model); default: the model on emulated boards
 
 
 def bundled_models() -> list[str]:
@@ -100,6 +104,18 @@ def _crc32(data: bytes) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
+def power_source(spec: str | None, board: BoardProfile, emulate: bool) -> PowerSource | None:
+    """What measures power: the given meter, else the board model on an emulated board, else nothing."""
+    models = board_models(board)
+    if spec is None or spec.strip() == "model":
+        if spec is None and not emulate:
+            return None
+        if models is None:
+            raise ConfigError(f"{board.name} has no power model; pass --power with a meter")
+        return ModelPower(*models, supply_mv=board.supply_mv)
+    return MeterPower(open_meter(spec), supply_mv=board.supply_mv)
+
+
 def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = None) -> tuple[Session, Path]:
     """Validate everything, build the firmware if needed, and return a ready session."""
     if options.tokens < 1 or options.repeat < 1 or options.warmup < 0:
@@ -138,7 +154,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
         seed=options.seed,
     )
     target = Target(board=board, adapter=adapter, firmware=firmware, emulate=emulate,
-                    port=port, flash=options.flash)
+                    port=port, flash=options.flash, power=power_source(options.power, board, emulate))
     session = Session(target=target, model=handle, settings=settings, sinks=[])
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     jsonl_path = options.out / f"{stamp}-{board.name}-{handle.name}-{session.session_id}.jsonl"

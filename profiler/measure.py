@@ -36,6 +36,7 @@ class RepetitionEvents:
     memory: MemorySample | None = None
     done: Done | None = None
     frames_missing: int = 0
+    utilization: float | None = None  # share of decode ticks the CPU computed (CPU frames), if reported
     record: RepetitionRecord | None = None
 
     def ms_between(self, start_ticks: int, end_ticks: int) -> float:

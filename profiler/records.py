@@ -122,6 +122,23 @@ class RepetitionRecord(Record):
     valid: bool
     reasons: list[str]
     text: str
+    energy_mj_per_token: float | None = None
+    prefill_energy_mj: float | None = None
+    avg_power_mw: float | None = None
+    peak_power_mw: float | None = None
+    max_temp_c: float | None = None
+    energy_reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EventRecord(Record):
+    """Something a user must know that does not stop the session (over-temperature, throttling)."""
+
+    type: ClassVar[str] = "event"
+    kind: str
+    message: str
+    repetition: int | None = None
+    ticks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,14 @@ class SummaryRecord(Record):
     stack_peak_bytes: int | None = None
     kv_cache_bytes: int | None = None
     decode_instructions_per_token: float | None = None
+    energy_mj_per_token: float | None = None
+    avg_power_mw: float | None = None
+    peak_power_mw: float | None = None
+    max_temp_c: float | None = None
+    power_source: str | None = None
+    temperature_source: str | None = None
+    energy_valid: bool | None = None
+    energy_reasons: list[str] = field(default_factory=list)
     reference_match: bool | None = None
     frames_corrupt: int = 0
     frames_lost: int = 0

@@ -60,6 +60,7 @@ from profiler.records import (
     TokenRecord,
 )
 from profiler.sinks import Sink
+from profiler.telemetry import PowerSource, summary_energy, with_telemetry
 from profiler.transport import SerialLink, open_serial
 
 HELLO_TIMEOUT_S = 20.0
@@ -103,6 +104,7 @@ class Target:
     emulate: bool
     port: str | None = None
     flash: bool = True
+    power: PowerSource | None = None
 
 
 @dataclass
@@ -236,6 +238,9 @@ class Session:
                 flash_used_bytes=fw.flash_used_bytes if fw else None,
                 model_bytes=self.model.size_bytes,
             )
+            if self.target.power is not None:
+                records = [r.record for r in reps if r.record is not None]
+                summary = dataclasses.replace(summary, **summary_energy(records, self.target.power))
             if failure is not None:
                 self._emit(ErrorRecord(
                     kind=_failure_kind(failure), message=str(failure),
@@ -278,6 +283,8 @@ class Session:
         self._write_header()
         with self._phase("model_loading"):
             self._check_model(self._hello)
+            if self.target.power is not None:
+                self.target.power.start(self._hello.timer_hz)
 
     def _wait_hello(self) -> Hello:
         assert self._link is not None
@@ -391,6 +398,10 @@ class Session:
                     device_ms=events.ms_between(events.phases[start], events.phases[end]),
                     start_ticks=events.phases[start], end_ticks=events.phases[end],
                 ))  # fmt: skip
+        if self.target.power is not None:
+            record, extra = with_telemetry(record, self.target.power, events)
+            for item in extra:
+                self._emit(item)
         self._emit(record)
         events.record = record
         return events
@@ -401,6 +412,8 @@ class Session:
                 self._link.close()
             if self._emulator is not None:
                 self._emulator.close()
+            if self.target.power is not None:
+                self.target.power.stop()
 
 
 def _failure_kind(failure: ProfilerError) -> str:

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from profiler.records import (
     ErrorRecord,
+    EventRecord,
     Record,
     RepetitionRecord,
     SessionHeader,
@@ -57,6 +58,8 @@ class ConsoleSink:
             mark = "" if record.valid else " [red]invalid[/]"
             self._progress.update(self._task, rate=f"{_fmt(rate)} tok/s (device){mark}")
             self._task = None
+        elif isinstance(record, EventRecord):
+            self.console.print(f"[yellow]warning ({record.kind}):[/] {record.message}")
         elif isinstance(record, ErrorRecord):
             self._progress.stop()
             self.console.print(f"[red]stopped ({record.kind}):[/] {record.message}")
@@ -100,7 +103,11 @@ def summary_table(summary: SummaryRecord, header: SessionHeader | None) -> Table
         ("time to first token ms", _fmt(summary.ttft_ms, 3)),
         ("token latency ms p50 / p95", f"{_fmt(summary.token_latency_ms_p50, 3)} / "
          f"{_fmt(summary.token_latency_ms_p95, 3)}"),
-        ("peak RAM bytes", "-" if summary.peak_ram_bytes is None else f"{summary.peak_ram_bytes:,}"),
+        ("peak RAM bytes", "-" if summary.peak_ram_bytes is None else
+         f"{summary.peak_ram_bytes:,} of {summary.ram_total_bytes or 0:,}"),
+        (f"energy mJ/token ({summary.power_source or 'no meter'})", _fmt(summary.energy_mj_per_token, 3)),
+        ("power mW avg / peak", f"{_fmt(summary.avg_power_mw, 1)} / {_fmt(summary.peak_power_mw, 1)}"),
+        (f"max temperature °C ({summary.temperature_source or 'no sensor'})", _fmt(summary.max_temp_c, 1)),
         ("instructions / decoded token", _fmt(summary.decode_instructions_per_token, 0)),
         ("repetitions / tokens", f"{summary.repetitions} / {summary.tokens_generated}"),
         ("matches host reference", {True: "yes", False: "NO", None: "-"}[summary.reference_match]),
@@ -110,6 +117,8 @@ def summary_table(summary: SummaryRecord, header: SessionHeader | None) -> Table
         table.add_row(name, value)
     for reason in summary.reasons[:5]:
         table.add_row("[red]reason[/]", reason)
+    for reason in summary.energy_reasons[:3]:
+        table.add_row("[yellow]energy[/]", reason)
     if summary.text:
         table.caption = f"text: {summary.text[:120]!r}"
     return table
