@@ -1,7 +1,8 @@
-"""Turn float weights (a llama2.c checkpoint) into a quantized TPMD model file."""
+"""Turn float weights (a llama2.c checkpoint or a GGUF model) into a quantized TPMD model file."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import numpy as np
 
 from profiler.errors import ConfigError, ModelError
 from profiler.models.format import LayerWeights, TpmModel, rope_table
-from profiler.models.llama2c import FloatWeights, read_checkpoint
+from profiler.models.gguf_import import GGUF_MAGIC, read_gguf
+from profiler.models.llama2c import VERSIONED_MAGIC, FloatWeights, read_checkpoint
 from profiler.models.quantize import quantize_rows
 from profiler.models.tokenizer import Tokenizer
 
@@ -45,7 +47,7 @@ def quantize_weights(weights: FloatWeights, group_size: int = 32,
     f32 = np.float32
     return TpmModel(
         config=cfg,
-        rope=rope_table(cfg.seq_len, cfg.head_size),
+        rope=rope_table(cfg.seq_len, cfg.head_size, weights.rope_theta),
         rms_att=np.ascontiguousarray(weights.rms_att, dtype=f32),
         rms_ffn=np.ascontiguousarray(weights.rms_ffn, dtype=f32),
         rms_final=np.ascontiguousarray(weights.rms_final, dtype=f32),
@@ -57,23 +59,52 @@ def quantize_weights(weights: FloatWeights, group_size: int = 32,
     )
 
 
+def source_format(path: str | Path) -> str:
+    """`gguf`, `llama2c-v1`, `llama2c-v2` or `llama2c` (legacy) from the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror}; check the path") from exc
+    if head[:4] == GGUF_MAGIC:
+        return "gguf"
+    if len(head) == 8 and struct.unpack("<Ii", head)[0] == VERSIONED_MAGIC:
+        return f"llama2c-v{struct.unpack('<Ii', head)[1]}"
+    return "llama2c"
+
+
+def read_float_model(path: str | Path, tokenizer_path: str | Path | None = None) -> tuple[FloatWeights, Tokenizer]:
+    """Float weights and tokenizer of a llama2.c checkpoint (any version) or a GGUF model.
+
+    A GGUF file carries its tokenizer; a llama2.c checkpoint needs `tokenizer_path`, or
+    `tokenizer.bin` beside it.
+    """
+    if source_format(path) == "gguf":
+        weights, tokenizer = read_gguf(path)
+        if tokenizer_path is not None:
+            tokenizer = Tokenizer.load(tokenizer_path, weights.config.vocab_size)
+        return weights, tokenizer
+    weights = read_checkpoint(path)
+    if tokenizer_path is None:
+        tokenizer_path = Path(path).parent / "tokenizer.bin"
+        if not tokenizer_path.is_file():
+            raise ModelError(f"no tokenizer given and none at {tokenizer_path}; pass the "
+                             "checkpoint's tokenizer.bin with --tokenizer")
+    return weights, Tokenizer.load(tokenizer_path, weights.config.vocab_size)
+
+
 def convert(checkpoint_path: str | Path, tokenizer_path: str | Path | None,
             out_path: str | Path, quant: str = "int8", group_size: int = 32,
             seq_len: int | None = None) -> TpmModel:
-    """Convert a llama2.c legacy checkpoint (+ tokenizer.bin) to a TPMD file at `out_path`.
+    """Convert a llama2.c checkpoint (legacy, version 1 or 2, + tokenizer.bin) or a GGUF llama
+    model to a TPMD file at `out_path`.
 
-    Without `tokenizer_path`, `tokenizer.bin` beside the checkpoint is used.
+    Without `tokenizer_path`, a checkpoint uses `tokenizer.bin` beside it and a GGUF file its own.
     """
     if quant not in SUPPORTED_QUANT:
         raise ModelError(f"quantization {quant!r} is not supported; the firmware runs int8 and int4, "
                          "use `--quant int8` or `--quant int4`")
-    weights = read_checkpoint(checkpoint_path)
-    if tokenizer_path is None:
-        tokenizer_path = Path(checkpoint_path).parent / "tokenizer.bin"
-        if not tokenizer_path.is_file():
-            raise ModelError(f"no tokenizer given and none at {tokenizer_path}; pass the "
-                             "checkpoint's tokenizer.bin with --tokenizer")
-    tokenizer = Tokenizer.load(tokenizer_path, weights.config.vocab_size)
+    weights, tokenizer = read_float_model(checkpoint_path, tokenizer_path)
     model = quantize_weights(weights, group_size, seq_len, tokenizer, quant)
     model.write(out_path)
     return model

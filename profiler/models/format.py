@@ -223,12 +223,12 @@ class TpmModel:
         return _parse_payload(data, header, name)
 
 
-def rope_table(seq_len: int, head_size: int) -> np.ndarray:
-    """(cos, sin) of `pos * 10000^(-2i/head_size)`, computed in float64, stored as float32."""
+def rope_table(seq_len: int, head_size: int, theta: float = 10000.0) -> np.ndarray:
+    """(cos, sin) of `pos * theta^(-2i/head_size)`, computed in float64, stored as float32."""
     pos = np.arange(seq_len, dtype=np.float64)[:, None]
-    freq = 10000.0 ** (-2.0 * np.arange(head_size // 2, dtype=np.float64) / head_size)
-    theta = pos * freq[None, :]
-    return np.stack([np.cos(theta), np.sin(theta)], axis=-1).astype(np.float32)
+    freq = theta ** (-2.0 * np.arange(head_size // 2, dtype=np.float64) / head_size)
+    angle = pos * freq[None, :]
+    return np.stack([np.cos(angle), np.sin(angle)], axis=-1).astype(np.float32)
 
 
 def read_header(path: str | Path) -> ModelHeader:

@@ -1,10 +1,22 @@
-"""llama2.c legacy fp32 checkpoints (`export.py --version 0`, the `.bin` of run.c).
+"""llama2.c checkpoints: legacy fp32 (`export.py --version 0`, the `.bin` of run.c) and the
+versioned `ak42` exports, version 1 (fp32) and version 2 (int8, the `.bin` of runq.c).
 
-Layout: seven int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
+Legacy layout: seven int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
 seq_len; a negative vocab_size means the classifier is NOT shared), then float32
 arrays, each weight kind for all layers at once: token embedding, rms_att, wq, wk,
 wv, wo, rms_ffn, w1, w2, w3, rms_final, two RoPE tables we skip, and the
 classifier when it is not shared.
+
+Versioned layout: a 256-byte header `u32 magic 0x616b3432 ("ak42")`, `i32 version`,
+the seven int32 above (vocab_size positive), `u8 shared_classifier`, then in
+version 2 an unaligned `i32 group_size` at offset 37, zero padding. Version 1 then
+holds float32 rms_att, rms_ffn, rms_final, embedding, wq..w3 (all layers each),
+classifier if not shared. Version 2 holds the float32 norms, then each matrix
+(embedding, wq of every layer, ..., w3, classifier) as `int8 q[numel]` followed by
+`f32 scale[numel / group_size]`, groups running over the flattened matrix (Q8_0).
+A group may straddle two rows when group_size does not divide the row length;
+reading dequantizes the flat tensor, so that case comes out right (runq.c itself
+gets it wrong), and a tensor whose size is not a multiple of group_size is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +31,8 @@ from profiler.errors import ModelError
 from profiler.models.format import ModelConfig
 
 _HEADER = struct.Struct("<7i")
-_VERSIONED_MAGIC = 0x616B3432  # "ak42": llama2.c's newer export versions 1 and 2
+VERSIONED_MAGIC = 0x616B3432  # "ak42": llama2.c's newer export versions 1 and 2
+_VERSIONED_HEADER_SIZE = 256
 _REEXPORT_HINT = "re-export it with llama2.c's `export.py --version 0`"
 
 
@@ -43,6 +56,7 @@ class FloatWeights:
     w3: np.ndarray  # (n_layers, hidden_dim, dim)
     rms_final: np.ndarray  # (dim,)
     wcls: np.ndarray | None  # (vocab_size, dim), None when shared with the embedding
+    rope_theta: float = 10000.0  # RoPE base: angle of pair i at pos is pos * theta^(-2i/head_size)
 
 
 def _shapes(cfg: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
@@ -75,9 +89,8 @@ def read_checkpoint(path: str | Path) -> FloatWeights:
     if len(data) < _HEADER.size:
         raise ModelError(f"{path} is {len(data)} bytes, too short for a llama2.c checkpoint "
                          "header (28 bytes); pass a llama2.c `.bin` checkpoint")
-    if struct.unpack_from("<I", data)[0] == _VERSIONED_MAGIC:
-        raise ModelError(f"{path} is a llama2.c version-1/2 export; only legacy fp32 "
-                         f"checkpoints are read, {_REEXPORT_HINT}")
+    if struct.unpack_from("<I", data)[0] == VERSIONED_MAGIC:
+        return _read_versioned(data, str(path))
     dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len = _HEADER.unpack_from(data)
     cfg = ModelConfig(dim, hidden, n_layers, n_heads, n_kv_heads, abs(vocab), seq_len,
                       shared_classifier=vocab > 0)
@@ -125,4 +138,110 @@ def write_checkpoint(weights: FloatWeights, path: str | Path) -> None:
         if array.shape != shape:
             raise ValueError(f"{name or 'rope'} has shape {array.shape}, expected {shape}")
         parts.append(np.ascontiguousarray(array, dtype="<f4").tobytes())
+    Path(path).write_bytes(b"".join(parts))
+
+
+# ---- versioned (ak42) exports -----------------------------------------------------------
+
+_MATRICES = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
+
+
+def _versioned_config(data: bytes, name: str) -> tuple[int, ModelConfig, int]:
+    if len(data) < _VERSIONED_HEADER_SIZE:
+        raise ModelError(f"{name} has the llama2.c `ak42` magic but is {len(data)} bytes, shorter than "
+                         f"its 256-byte header; download or export it again")
+    version = struct.unpack_from("<i", data, 4)[0]
+    dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len = _HEADER.unpack_from(data, 8)
+    shared = data[36]
+    group_size = struct.unpack_from("<i", data, 37)[0] if version == 2 else 0
+    if version not in (1, 2):
+        raise ModelError(f"{name} is a llama2.c export of version {version}; versions 0 (legacy fp32), "
+                         f"1 (fp32) and 2 (int8) are read, re-export it with `export.py --version 2`")
+    cfg = ModelConfig(dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len, shared_classifier=bool(shared))
+    problem = cfg.problem() or (None if shared in (0, 1) else f"shared_classifier byte is {shared}")
+    if problem:
+        raise ModelError(f"{name} has a broken llama2.c version-{version} header ({problem}); "
+                         "export it again")
+    return version, cfg, group_size
+
+
+def _read_versioned(data: bytes, name: str) -> FloatWeights:
+    version, cfg, group_size = _versioned_config(data, name)
+    d, h, kv, n, v = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.n_layers, cfg.vocab_size
+    shapes = {"wq": (d, d), "wk": (kv, d), "wv": (kv, d), "wo": (d, d), "w1": (h, d), "w2": (d, h), "w3": (h, d)}
+    offset = _VERSIONED_HEADER_SIZE
+
+    def take_f32(count: int) -> np.ndarray:
+        nonlocal offset
+        if offset + 4 * count > len(data):
+            raise EOFError
+        out = np.frombuffer(data, dtype="<f4", count=count, offset=offset).astype(np.float32)
+        offset += 4 * count
+        return out
+
+    def take_q80(rows: int, cols: int) -> np.ndarray:
+        nonlocal offset
+        numel = rows * cols
+        if numel % group_size:
+            raise ModelError(f"{name} stores a {rows}x{cols} matrix in int8 groups of {group_size}, which do "
+                             f"not divide its {numel} values; the file is malformed, re-export it with a "
+                             "group size that divides every matrix (`export.py --version 2`)")
+        if offset + numel + 4 * (numel // group_size) > len(data):
+            raise EOFError
+        q = np.frombuffer(data, dtype=np.int8, count=numel, offset=offset).astype(np.float32)
+        offset += numel
+        scales = take_f32(numel // group_size)
+        return (q.reshape(-1, group_size) * scales[:, None]).reshape(rows, cols)
+
+    try:
+        rms_att, rms_ffn, rms_final = take_f32(n * d).reshape(n, d), take_f32(n * d).reshape(n, d), take_f32(d)
+        if version == 1:
+            emb = take_f32(v * d).reshape(v, d)
+            mats = {k: take_f32(n * r * c).reshape(n, r, c) for k, (r, c) in shapes.items()}
+            wcls = None if cfg.shared_classifier else take_f32(v * d).reshape(v, d)
+        else:
+            if group_size < 1:
+                raise ModelError(f"{name} is a llama2.c version-2 export with group size {group_size}; "
+                                 "export it again")
+            emb = take_q80(v, d)
+            mats = {k: np.stack([take_q80(r, c) for _ in range(n)]) for k, (r, c) in shapes.items()}
+            wcls = None if cfg.shared_classifier else take_q80(v, d)
+    except EOFError:
+        raise ModelError(f"{name} is {len(data)} bytes, too short for the llama2.c version-{version} model its "
+                         f"header describes (dim {d}, hidden {h}, {n} layers, vocab {v}); the file is "
+                         "truncated, download or export it again") from None
+    if offset != len(data):
+        raise ModelError(f"{name} has {len(data) - offset} bytes after the llama2.c version-{version} model its "
+                         "header describes; the file is damaged, export it again")
+    return FloatWeights(config=cfg, token_embedding=emb, rms_att=rms_att, rms_ffn=rms_ffn, rms_final=rms_final,
+                        wcls=wcls, **mats)  # type: ignore[arg-type]
+
+
+def write_versioned_checkpoint(weights: FloatWeights, path: str | Path, version: int = 2,
+                               group_size: int = 64) -> None:
+    """Write `weights` as llama2.c's `export.py --version 1|2` would (Q8_0 with round half to even,
+    as torch.round); `group_size` must divide the size of every matrix, as export.py asserts."""
+    cfg = weights.config
+    shared = weights.wcls is None
+    head = struct.pack("<Ii", VERSIONED_MAGIC, version)
+    head += _HEADER.pack(cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size,
+                         cfg.seq_len)
+    head += struct.pack("<B", int(shared))
+    if version == 2:
+        head += struct.pack("<i", group_size)
+    parts = [head + bytes(_VERSIONED_HEADER_SIZE - len(head))]
+    f32 = [weights.rms_att, weights.rms_ffn, weights.rms_final]
+    matrices = [weights.token_embedding] + [getattr(weights, k)[layer] for k in _MATRICES
+                                            for layer in range(cfg.n_layers)]
+    if not shared:
+        matrices.append(weights.wcls)
+    if version == 1:
+        f32 += matrices
+        matrices = []
+    parts += [np.ascontiguousarray(a, dtype="<f4").tobytes() for a in f32]
+    for m in matrices:
+        flat = np.asarray(m, dtype=np.float32).reshape(-1, group_size)
+        scale = np.abs(flat).max(axis=1) / np.float32(127.0)
+        q = np.round(flat / np.where(scale == 0, np.float32(1), scale)[:, None]).astype(np.int8)
+        parts += [q.tobytes(), scale.astype("<f4").tobytes()]
     Path(path).write_bytes(b"".join(parts))
