@@ -281,3 +281,16 @@ def test_header_constraints_are_checked(tmp_path: Path) -> None:
     (tmp_path / "m.tpm").write_bytes(bytes(data))
     with pytest.raises(ModelError, match="not divisible by n_heads"):
         read_header(tmp_path / "m.tpm")
+
+
+def test_word_by_word_encoding_equals_llama2c_merging(demo: TpmModel) -> None:
+    tokenizer = demo.tokenizer
+    assert tokenizer is not None and tokenizer.splits_at_words
+    text = CORPUS.read_text(encoding="utf-8")
+    tails = [" \u2603x\n  y\tz", "", "\u00a0a b"] * 60
+    pieces = [text[i:i + 40 + i % 170] + tail for i, tail in zip(range(0, 5000, 97), tails, strict=False)]
+    for piece in pieces:
+        assert tokenizer.encode(piece) == tokenizer._encode_whole(piece, True, False), piece
+    # a vocabulary with a piece spanning words is merged over the whole text
+    for odd in (b"a b", b"\nx", b"<0x0A>x"):
+        assert not Tokenizer((*tokenizer.vocab[:-1], odd), tokenizer.scores, 7).splits_at_words
