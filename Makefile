@@ -49,6 +49,7 @@ test: setup lint
 
 bench: setup
 	$(PY) benchmarks/emulated.py
+	$(PY) benchmarks/power_ingest.py
 
 monitor-start:
 	$(COMPOSE) up -d

@@ -105,6 +105,10 @@ def run(
         Optional[str],  # noqa: UP045
         typer.Option(help="pyocd, openocd, st-flash or dfu (STM32); esptool (ESP32); openocd (RISC-V)."),
     ] = None,
+    power: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Power meter: ppk2:PORT?voltage_mv=3300, joulescope, or model (default on emulated boards)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON on stdout.")] = False,
     pushgateway: Annotated[
         Optional[str],  # noqa: UP045
@@ -136,7 +140,7 @@ def run(
     options = RunOptions(
         device=device, model=model, prompt=prompt, tokens=tokens, repeat=repeat, warmup=warmup,
         seed=seed, temperature=temperature, out=out, emulate=emulate, port=port, flash=flash,
-        extra_sinks=(ConsoleSink(console),), board=board, hardware_map=hardware_map, flasher=flasher,
+        extra_sinks=(ConsoleSink(console),), board=board, hardware_map=hardware_map, flasher=flasher, power=power,
     )  # fmt: skip
     session, path = plan_run(
         options,

@@ -92,11 +92,12 @@ class EmulatedBoardModel:
                 gap_mw = self.power.power_mw(self.gap_utilization)
                 temp = self.thermal.settle(temp, gap_mw, interval.start_s - self._clock_s)
             power = self.power.power_mw(interval.utilization)
+            steps = math.ceil((interval.end_s - interval.start_s) / self.period_s - 1e-9)
             t = interval.start_s
-            while t < interval.end_s:
-                step = min(self.period_s, interval.end_s - t)
-                temp = self.thermal.settle(temp, power, step)
-                t += step
+            for i in range(1, steps + 1):
+                t_next = min(interval.start_s + i * self.period_s, interval.end_s)
+                temp = self.thermal.settle(temp, power, t_next - t)
+                t = t_next
                 yield ModelSample(t, power, temp)
             self._clock_s = interval.end_s
         self._temp_c = temp

@@ -187,6 +187,7 @@ class SummaryRecord(Record):
     temperature_source: str | None = None
     energy_valid: bool | None = None
     energy_reasons: list[str] = field(default_factory=list)
+    power_samples_dropped: int | None = None
     reference_match: bool | None = None
     frames_corrupt: int = 0
     frames_lost: int = 0

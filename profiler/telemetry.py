@@ -67,6 +67,10 @@ class PowerSource(ABC):
         """Why energy figures are invalid because samples were lost, if they are."""
         return None
 
+    def dropped(self) -> int | None:
+        """Samples lost so far, for sources that can lose any."""
+        return None
+
     def stop(self) -> None:  # noqa: B027 - most sources have nothing to release
         """The session is over."""
 
@@ -108,7 +112,7 @@ class MeterPower(PowerSource):
         self.sync_bit = sync_bit
         self.window_timeout_s = window_timeout_s
         self._batches: list[PowerBatch] = []
-        self._used_windows = 0
+        self._last_end_s = float("-inf")  # end of the pulse the previous repetition used
         self._started = False
 
     def start(self, timer_hz: int) -> None:
@@ -123,23 +127,28 @@ class MeterPower(PowerSource):
             self._batches.append(self.meter.read(timeout_s=0.05))
             stream = PowerBatch.concat(self._batches)
             windows = sync_windows(stream, self.sync_bit) if len(stream) > 1 else []
-            if len(windows) > self._used_windows:
+            fresh = [w for w in windows if w.start_s > self._last_end_s]
+            if fresh:
                 break
             if time.monotonic() > deadline:
                 raise LinkTimeout(
                     f"power meter saw no decode pulse on logic input {self.sync_bit} within "
                     f"{self.window_timeout_s:.0f} s; wire the board's sync pin to it"
                 )
-        window = windows[self._used_windows]
-        self._used_windows += 1
+        window = fresh[0]
+        self._last_end_s = window.end_s
         marks = events.phases
         ticks_map = TickMap.fit([marks[PhaseMark.DECODE_START], marks[PhaseMark.DECODE_END]],
                                 [window.start_s, window.end_s])
-        self._batches = [stream.window(window.start_s - 1.0, float(stream.t_s[-1]))]  # keep a little history
+        # Keep what follows this pulse (the next pulse may have begun); the rest has been used.
+        self._batches = [stream.window(max(window.end_s - 0.5, float(stream.t_s[0])), float(stream.t_s[-1]))]
         return stream, ticks_map
 
     def drop_reason(self) -> str | None:
         return drop_reason(self.meter.stats)
+
+    def dropped(self) -> int | None:
+        return self.meter.stats.dropped
 
     def stop(self) -> None:
         try:
@@ -241,4 +250,5 @@ def summary_energy(records: list[RepetitionRecord], source: PowerSource) -> dict
         "temperature_source": "model" if isinstance(source, ModelPower) else None,
         "energy_valid": valid,
         "energy_reasons": reasons,
+        "power_samples_dropped": source.dropped(),
     }
