@@ -69,14 +69,14 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def qemu_command(spec: QemuSpec, binary_path: str, port: int) -> list[str]:
-    """The QEMU argument list for `spec` with its UART on `port`."""
+def qemu_command(spec: QemuSpec, binary_path: str, port: int, chardev: str | None = None) -> list[str]:
+    """The QEMU argument list for `spec` with its UART on `port` (or on `chardev`, e.g. `pty,id=uart0`)."""
     args = [
         binary_path,
         "-M", spec.machine,
         "-display", "none",
         "-monitor", "none",
-        "-chardev", f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=on",
+        "-chardev", chardev or f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=on",
         "-serial", "chardev:uart0",
         "-kernel", str(spec.kernel),
         "-icount", f"shift={spec.icount_shift},align=off,sleep=off",

@@ -81,6 +81,12 @@ class ExportError(ProfilerError):
     exit_code = 11
 
 
+class BoardBusy(ProfilerError):
+    """Another profiler (or a labgrid user) holds the board; the message names the holder."""
+
+    exit_code = 12
+
+
 class InternalError(ProfilerError):
     """A bug in the profiler; the message names the exception, --traceback shows it."""
 

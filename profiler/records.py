@@ -72,6 +72,7 @@ class PhaseRecord(Record):
     device_ms: float | None = None
     start_ticks: int | None = None
     end_ticks: int | None = None
+    detail: dict[str, Any] | None = None  # flash: what was written or why flashing was skipped
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import dataclasses
+import logging
 import socket
 import time
 import uuid
@@ -64,6 +65,7 @@ from profiler.telemetry import PowerSource, summary_energy, with_telemetry
 from profiler.transport import SerialLink, open_serial
 
 HELLO_TIMEOUT_S = 20.0
+PROBE_TIMEOUT_S = 3.0  # before flashing: does the board already run our firmware with this model?
 EVENT_TIMEOUT_S = 60.0
 
 
@@ -116,6 +118,7 @@ class Session:
     settings: RunSettings
     sinks: Sequence[Sink]
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    holds: list[Any] = field(default_factory=list)  # board lock, labgrid place: each `.close()`d at teardown
     _pending: list[Record] = field(default_factory=list)
     _header_written: bool = False
     _phase_name: str | None = None
@@ -266,29 +269,74 @@ class Session:
 
     def _connect(self) -> None:
         target = self.target
-        with self._phase("flash"):
+        with self._phase("flash") as flash:
             if target.emulate:
                 assert target.firmware is not None
                 self._emulator = target.adapter.emulate(target.board, target.firmware.elf, self.model.path)
                 self._emulator.start()
             elif target.flash:
-                assert target.firmware is not None and target.port is not None
-                target.adapter.flash(target.board, target.firmware.elf, self.model.path, target.port)
+                flash["detail"] = self._flash_unless_present()
         with self._phase("device_connection"):
-            url = self._emulator.url if self._emulator else target.adapter.open_link(target.board, target.port or "")
-            self._link = SerialLink(open_serial(url, target.board.baud, connect_timeout_s=5.0), url)
-            if not target.emulate:
-                self._link.send(MsgType.HELLO_REQ)  # a running board may have said HELLO long ago
-            self._hello = self._wait_hello()
+            if self._link is None:  # else the link of the check before flashing is still open
+                url = self._emulator.url if self._emulator else target.adapter.open_link(target.board,
+                                                                                         target.port or "")
+                self._link = SerialLink(open_serial(url, target.board.baud, connect_timeout_s=5.0), url)
+                if not target.emulate:
+                    self._link.send(MsgType.HELLO_REQ)  # a running board may have said HELLO long ago
+                self._hello = self._wait_hello()
+        assert self._hello is not None
         self._write_header()
         with self._phase("model_loading"):
             self._check_model(self._hello)
             if self.target.power is not None:
                 self.target.power.start(self._hello.timer_hz)
 
-    def _wait_hello(self) -> Hello:
+    def _flash_unless_present(self) -> dict[str, Any]:
+        """Flash a real board, unless its HELLO says it already holds this model; what happened, for the record.
+
+        A board that holds another model and cannot be flashed stops the session naming both hashes.
+        """
+        target, model = self.target, self.model
+        assert target.firmware is not None and target.port is not None
+        hello = self._probe_hello(target.port)
+        if hello is not None and hello.model_status == ModelStatus.OK and hello.model_crc32 == model.crc32:
+            detail: dict[str, Any] = {
+                "skipped": True, "board_firmware_id": hello.firmware_id,
+                "reason": f"the board already holds {model.name} (crc32 {model.crc32:08x}, from its HELLO)",
+            }
+            if hello.firmware_id != target.firmware.firmware_id:
+                detail["built_firmware_id"] = target.firmware.firmware_id
+            return detail
+        if self._link is not None:
+            self._link.close()  # the flasher opens the port itself
+            self._link, self._hello = None, None
+        try:
+            report = target.adapter.flash(target.board, target.firmware.elf, model.path, target.port)
+        except ProfilerError as exc:
+            if hello is None or hello.model_crc32 == model.crc32:
+                raise
+            raise FirmwareError(
+                f"the board holds another model (crc32 {hello.model_crc32:08x}), not {model.name} "
+                f"(crc32 {model.crc32:08x}), and could not be flashed ({exc}); flash {model.name} onto it, "
+                "or run the model it holds"
+            ) from exc
+        written = [r.name for r in report.regions if r.written]
+        return {"skipped": False, "flasher": report.flasher, "written": written, "already_there": list(report.skipped),
+                "board_model_crc32": None if hello is None else f"{hello.model_crc32:08x}"}
+
+    def _probe_hello(self, port: str) -> Hello | None:
+        """Ask the board for its HELLO; None when nothing answers (another firmware, a bootloader)."""
+        try:
+            self._link = SerialLink(open_serial(port, self.target.board.baud, connect_timeout_s=5.0), port)
+            self._link.send(MsgType.HELLO_REQ)
+            self._hello = self._wait_hello(min(PROBE_TIMEOUT_S, HELLO_TIMEOUT_S))
+        except (LinkTimeout, ProtocolError):
+            return None
+        return self._hello
+
+    def _wait_hello(self, timeout_s: float | None = None) -> Hello:
         assert self._link is not None
-        for event in self._events(HELLO_TIMEOUT_S, "the board's HELLO"):
+        for event in self._events(HELLO_TIMEOUT_S if timeout_s is None else timeout_s, "the board's HELLO"):
             if isinstance(event, Hello):
                 return event
         raise AssertionError("unreachable")
@@ -414,6 +462,12 @@ class Session:
                 self._emulator.close()
             if self.target.power is not None:
                 self.target.power.stop()
+            while self.holds:
+                held = self.holds.pop()
+                try:
+                    held.close()
+                except Exception as exc:  # a release that fails must not cost the closing records
+                    logging.getLogger("tiny_profiler").warning("could not release %s: %s", held, exc)
 
 
 def _failure_kind(failure: ProfilerError) -> str:
