@@ -17,6 +17,7 @@ from pathlib import Path
 from platforms.boards import BoardProfile
 from profiler.emulator import require_binary
 from profiler.errors import ConfigError, FitError, ModelError
+from profiler.lock import BoardLock
 from profiler.models.fit import check_fit
 from profiler.models.format import TpmModel, read_header
 from profiler.models.reference import Reference
@@ -156,9 +157,16 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
     target = Target(board=board, adapter=adapter, firmware=firmware, emulate=emulate,
                     port=port, flash=options.flash, power=power_source(options.power, board, emulate))
     session = Session(target=target, model=handle, settings=settings, sinks=[])
+    if not emulate and port is not None:  # one board, one user: a second profiler stops here, before any file
+        session.holds.append(BoardLock.acquire(port))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     jsonl_path = options.out / f"{stamp}-{board.name}-{handle.name}-{session.session_id}.jsonl"
-    others = sinks(jsonl_path) if sinks else []  # may refuse (e.g. a busy --metrics-port): no file yet
+    try:
+        others = sinks(jsonl_path) if sinks else []  # may refuse (e.g. a busy --metrics-port): no file yet
+    except BaseException:
+        for held in session.holds:
+            held.close()
+        raise
     session.sinks = [JsonlSink(jsonl_path), *options.extra_sinks, *others]
     return session, jsonl_path
 
