@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from profiler import __version__
-from profiler.errors import InternalError, Interrupted, ProfilerError
+from profiler.errors import ConfigError, InternalError, Interrupted, ProfilerError
 
 app = typer.Typer(
     add_completion=False,
@@ -226,14 +226,14 @@ def report(
 @model_app.command("convert")
 @_handled
 def model_convert(
-    checkpoint: Annotated[Path, typer.Argument(help="llama2.c fp32 checkpoint (.bin).")],
+    checkpoint: Annotated[Path, typer.Argument(help="llama2.c checkpoint (.bin: legacy, v1, v2) or GGUF llama model.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output model file (.tpm).")],
-    tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.bin; default: beside the checkpoint.")] = None,  # noqa: UP045
-    quant: Annotated[str, typer.Option(help="Quantization.")] = "int8",
+    tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.bin; default: beside the checkpoint, or the GGUF's own.")] = None,  # noqa: UP045, E501
+    quant: Annotated[str, typer.Option(help="Weight quantization: int8 or int4.")] = "int8",
     group_size: Annotated[int, typer.Option(help="Quantization group length along a row.")] = 32,
     seq_len: Annotated[Optional[int], typer.Option(help="Cap the context the board allocates for.")] = None,  # noqa: UP045
 ) -> None:
-    """Convert a llama2.c checkpoint into the firmware's model format."""
+    """Convert a llama2.c checkpoint or a GGUF llama model into the firmware's model format."""
     from profiler.models.convert import convert
 
     model = convert(checkpoint, tokenizer, output, quant=quant, group_size=group_size, seq_len=seq_len)
@@ -243,6 +243,71 @@ def model_convert(
         f"{cfg.n_layers} layers, {cfg.n_heads}/{cfg.n_kv_heads} heads, vocab {cfg.vocab_size}, "
         f"seq_len {cfg.seq_len}, {quant} groups of {cfg.group_size}"
     )
+
+
+@model_app.command("inspect")
+@_handled
+def model_inspect(
+    model: Annotated[str, typer.Argument(help="Model file (.tpm) or a bundled model name such as demo.")],
+    device: Annotated[Optional[str], typer.Option(help="Board: fit, margins and tokens/s ceilings.")] = None,  # noqa: UP045
+    no_build: Annotated[bool, typer.Option("--no-build", help="Estimate the arena from the board profile.")] = False,
+) -> None:
+    """Parameters, MACs and bytes per token, RAM needed; with --device, fit and throughput ceilings."""
+    from platforms import resolve_board
+    from profiler.api import resolve_model_path
+    from profiler.models.format import read_header
+    from profiler.models.inspect import board_fit, report_lines
+
+    path = resolve_model_path(model)
+    header = read_header(path)
+    fit = board_fit(resolve_board(device), header, build_firmware=not no_build) if device else None
+    print("\n".join(report_lines(str(path), header, fit)))
+
+
+@model_app.command("eval")
+@_handled
+def model_eval(
+    model: Annotated[str, typer.Argument(help="Quantized model (.tpm) or a bundled model name such as demo.")],
+    text: Annotated[Path, typer.Option(help="Text to predict: one story or paragraph per line.")],
+    reference: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Float model it came from (llama2.c .bin or GGUF); default for a bundled model: its fp32."),
+    ] = None,
+    max_windows: Annotated[Optional[int], typer.Option(help="Stop after this many context windows.")] = None,  # noqa: UP045
+    json_out: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Quantization error against the fp32 model: top-1 agreement, mean KL, perplexity of both."""
+    from profiler.api import resolve_model_path
+    from profiler.models.evaluate import default_reference, evaluate
+    from profiler.models.format import TpmModel
+
+    path = resolve_model_path(model)
+    quantized = TpmModel.read(path)
+    ref_path = reference or default_reference(path)
+    weights = None
+    if ref_path is not None:
+        from profiler.models.convert import read_float_weights
+
+        weights = read_float_weights(ref_path)
+    try:
+        content = text.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read --text {text}: {exc.strerror}; pass a UTF-8 text file") from None
+    result = evaluate(quantized, content, weights, max_windows)
+    if json_out:
+        print(json.dumps({"model": str(path), "reference": str(ref_path) if ref_path else None, **result.to_dict()}))
+        return
+    print(f"model        {path} ({result.quantization})")
+    print(f"text         {text}: {result.tokens:,} predicted tokens in {result.windows} windows")
+    print(f"perplexity   {result.perplexity:.4f}" + (f" (fp32 {result.perplexity_fp32:.4f})" if weights else ""))
+    if weights is not None:
+        assert result.top1_agreement is not None and result.kl_mean is not None
+        print(f"reference    {ref_path}")
+        print(f"top-1        {100 * result.top1_agreement:.2f}% agreement with fp32 "
+              f"(quantization_error_rate {result.quantization_error_rate:.4f})")
+        print(f"KL           {result.kl_mean:.6f} nats mean KL(fp32 || {result.quantization})")
+    else:
+        print("reference    none: pass --reference FP32_MODEL for top-1 agreement and KL")
 
 
 def _sigterm(signum: int, frame: object) -> None:

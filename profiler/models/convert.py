@@ -73,6 +73,11 @@ def source_format(path: str | Path) -> str:
     return "llama2c"
 
 
+def read_float_weights(path: str | Path) -> FloatWeights:
+    """Float weights of a llama2.c checkpoint (any version) or a GGUF model, without a tokenizer."""
+    return read_gguf(path)[0] if source_format(path) == "gguf" else read_checkpoint(path)
+
+
 def read_float_model(path: str | Path, tokenizer_path: str | Path | None = None) -> tuple[FloatWeights, Tokenizer]:
     """Float weights and tokenizer of a llama2.c checkpoint (any version) or a GGUF model.
 

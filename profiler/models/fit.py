@@ -46,7 +46,7 @@ def kv_cache_bytes(config: ModelConfig) -> int:
 
 
 def _kb(n: int) -> str:
-    return f"{n / 1024:.1f} KB"
+    return f"{n / 1024:.1f} KB ({n:,} bytes)"
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def check_fit(model_bytes: int, config: ModelConfig, flash_region_bytes: int,
                        "with more flash")
     need = arena_bytes(config)
     if need > arena_total_bytes:
-        raise FitError(f"model needs {_kb(need)} of RAM for its buffers but the {board} "
+        raise FitError(f"model needs {need / 1024:.1f} KB of RAM ({need:,} bytes) for its buffers but the {board} "
                        f"arena has {_kb(arena_total_bytes)}; lower seq_len with `model "
                        "convert --seq-len` or choose a board with more RAM")
     return FitReport(model_bytes, flash_region_bytes, need, arena_total_bytes)

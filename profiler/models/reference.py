@@ -49,12 +49,12 @@ def seq_sum(a: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def rmsnorm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """`w * (1/sqrt(mean(x^2) + 1e-5) * x)` in the spec's order."""
+    """`w * (1/sqrt(mean(x^2) + 1e-5) * x)` in the spec's order, over the last axis."""
     ss = seq_sum(x * x)
     ss = ss / f32(x.shape[-1])
     ss = ss + _EPS
     ss = _ONE / np.sqrt(ss)
-    return w * (ss * x)
+    return w * (ss[..., None] * x) if x.ndim > 1 else w * (ss * x)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -80,6 +80,19 @@ class _Matrix:
         q = padded.reshape(t.rows, groups, t.group_size).transpose(1, 0, 2)
         return cls(np.ascontiguousarray(q), np.ascontiguousarray(t.scales.T), t.group_size,
                    t.cols)
+
+    def matmat(self, x: np.ndarray) -> np.ndarray:
+        """`matvec` of every row of `x` (T, cols) at once: (T, rows), the same float32 operations."""
+        xq, xs = quantize_activations(x, self.group_size)  # (T, cols), (T, groups)
+        groups, t = self.q.shape[0], x.shape[0]
+        xpad = np.zeros((t, groups * self.group_size), dtype=np.float64)
+        xpad[:, :self.cols] = xq
+        acc = np.matmul(self.q, xpad.reshape(t, groups, self.group_size).transpose(1, 2, 0))  # (groups, rows, T)
+        acc32 = acc.astype(f32)
+        val = np.zeros((t, self.q.shape[1]), dtype=f32)
+        for g in range(groups):
+            val = val + (acc32[g].T * self.scales[g]) * xs[:, g:g + 1]
+        return val
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         """`W @ quant(x)`: per group an exact integer dot, then a float32 accumulation."""
@@ -140,6 +153,43 @@ class Reference:
         if not logits:
             return None
         return self.classifier.matvec(rmsnorm(x, m.rms_final))
+
+    def sequence_logits(self, tokens: list[int]) -> np.ndarray:
+        """Logits (T, vocab) of every position of `tokens` run from position 0, bit-identical to
+        `forward` position by position (and so to the board), computed for all positions at once.
+
+        Causal masking keeps every float operation of a position: masked scores give
+        exp = 0 exactly, and the zero terms they add come after the real ones in each
+        left-to-right sum, where adding zero changes nothing.
+        """
+        cfg, m = self.config, self.model
+        hs, t = cfg.head_size, len(tokens)
+        if not 1 <= t <= cfg.seq_len:
+            raise ConfigError(f"{t} tokens do not fit the model's context of {cfg.seq_len}; pass a shorter text")
+        cos, sin = m.rope[:t, :, 0][:, None, :], m.rope[:t, :, 1][:, None, :]
+
+        def rope(v: np.ndarray, heads: int) -> np.ndarray:
+            pairs = v.reshape(t, heads, hs // 2, 2)
+            a, b = pairs[..., 0], pairs[..., 1]
+            return np.stack([a * cos - b * sin, a * sin + b * cos], axis=-1).reshape(t, heads, hs)
+
+        future = np.triu(np.ones((t, t), dtype=bool), 1)  # [pos, t2]: t2 > pos
+        x = self.embedding[np.asarray(tokens)].copy()
+        for layer, (wq, wk, wv, wo, w1, w2, w3) in enumerate(self.layers):
+            xb = rmsnorm(x, m.rms_att[layer][None, :])
+            q = rope(wq.matmat(xb), cfg.n_heads)  # (T, heads, hs)
+            k = rope(wk.matmat(xb), cfg.n_kv_heads)[:, self.kv_of_head]
+            v = wv.matmat(xb).reshape(t, cfg.n_kv_heads, hs)[:, self.kv_of_head]
+            scores = seq_sum(q[:, None] * k[None]) / self.sqrt_head_size  # (pos, t2, heads)
+            scores = np.where(future[:, :, None], f32(-np.inf), scores).transpose(0, 2, 1)  # (pos, heads, t2)
+            att = softmax(scores)
+            xb = seq_sum(att.transpose(0, 2, 1)[..., None] * v[None], axis=1).reshape(t, cfg.dim)
+            x = x + wo.matmat(xb)
+            xb = rmsnorm(x, m.rms_ffn[layer][None, :])
+            hb, hb2 = w1.matmat(xb), w3.matmat(xb)
+            hb = (hb / (_ONE + tp_exp(-hb))) * hb2
+            x = x + w2.matmat(hb)
+        return self.classifier.matmat(rmsnorm(x, m.rms_final[None, :]))
 
     def generate(self, prompt: list[int], n_tokens: int, temperature: float = 0.0,
                  seed: int = 0) -> list[int]:
