@@ -59,8 +59,8 @@ def cache_dir() -> Path:
 
 
 def source_hash(port: str, firmware_dir: Path = FIRMWARE_DIR) -> str:
-    """sha256 over the Makefile, the portable core and the port's sources."""
-    roots = [firmware_dir / "core", firmware_dir / "ports" / port]
+    """sha256 over the Makefile, the portable core, the bare-metal ports' shared files and the port's sources."""
+    roots = [firmware_dir / "core", firmware_dir / "ports" / port, firmware_dir / "ports" / "common"]
     if not roots[1].is_dir():
         raise PlatformError(f"firmware port {port!r} not found under {firmware_dir}/ports")
     digest = hashlib.sha256()

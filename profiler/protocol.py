@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, fields
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 
 from cobs import cobs
 
@@ -35,6 +35,9 @@ class MsgType(IntEnum):
     ERROR = 0x06
     PONG = 0x07
     LOG = 0x08
+    CPU = 0x09
+    TEMP = 0x0A
+    POWER = 0x0B
     PING = 0x81
     RUN = 0x82
     HELLO_REQ = 0x83
@@ -47,6 +50,45 @@ class PhaseMark(IntEnum):
     PREFILL_END = 2
     DECODE_START = 3
     DECODE_END = 4
+
+
+class Capability(IntFlag):
+    """HELLO capability bits: the forward pass from bit 0, telemetry from bit 8."""
+
+    INT8 = 1 << 0
+    SEEDED_SAMPLING = 1 << 1
+    MEM_SAMPLES = 1 << 2
+    INT4 = 1 << 3
+    CPU_SAMPLES = 1 << 8
+    TEMP_SENSOR = 1 << 9
+    INA = 1 << 10
+    SYNC_PIN = 1 << 11
+
+
+class CpuPhase(IntEnum):
+    """The phase a CPU frame covers."""
+
+    PREFILL = 1
+    DECODE = 2
+
+
+class TempSource(IntEnum):
+    """Where a TEMP reading comes from."""
+
+    ONCHIP = 1
+
+
+TEMP_FLAG_CALIBRATED = 1 << 0  # TEMP.flags: computed with the chip's factory calibration
+
+
+class InaChip(IntEnum):
+    """The current/power monitor behind POWER frames."""
+
+    INA219 = 1
+    INA226 = 2
+
+
+RUN_FLAG_POWER = 1 << 0  # RUN.flags: stream POWER frames
 
 
 class ModelStatus(IntEnum):
@@ -261,7 +303,52 @@ class Log:
     text: str
 
 
-Event = Hello | Token | Phase | MemorySample | Done | DeviceError | Pong | Log
+@dataclass(frozen=True)
+class CpuUsage:
+    """Busy and I/O-wait ticks of one phase; their sum is the phase's ticks."""
+
+    rep: int
+    phase: CpuPhase
+    busy_ticks: int
+    wait_ticks: int
+
+    @property
+    def utilization(self) -> float:
+        """Share of the phase's ticks the CPU computed, 0..1 (1.0 for an empty phase)."""
+        total = self.busy_ticks + self.wait_ticks
+        return self.busy_ticks / total if total else 1.0
+
+
+@dataclass(frozen=True)
+class Temperature:
+    """An on-chip temperature reading."""
+
+    rep: int
+    flags: int
+    ticks: int
+    milli_celsius: int
+    source: int
+
+    @property
+    def celsius(self) -> float:
+        """Degrees Celsius."""
+        return self.milli_celsius / 1000.0
+
+
+@dataclass(frozen=True)
+class PowerReading:
+    """One INA219/INA226 sample the firmware read; `dropped` samples were lost just before it."""
+
+    rep: int
+    dropped: int
+    ticks: int
+    bus_mv: int
+    current_ua: int
+    power_uw: int
+    chip: int
+
+
+Event = Hello | Token | Phase | MemorySample | Done | DeviceError | Pong | Log | CpuUsage | Temperature | PowerReading
 
 _HELLO_FIXED = struct.Struct("<BBHIIIIIIIIIIIB")
 _HELLO_NUMERIC = [f.name for f in fields(Hello)][:-2]  # all but firmware_id and board
@@ -272,6 +359,10 @@ _DONE = struct.Struct("<HHQB")
 _ERROR = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _RUN = struct.Struct("<HHfIH")
+_RUN_EXT = struct.Struct("<BH")
+_CPU = struct.Struct("<HBBQQ")
+_TEMP = struct.Struct("<HHQiB")
+_POWER = struct.Struct("<HHQIiIB")
 
 
 def _read_str(payload: bytes, offset: int) -> tuple[str, int]:
@@ -327,6 +418,16 @@ def parse_event(frame: Frame) -> Event:
         return Pong(*_unpack(_U32, frame))
     if kind == MsgType.LOG:
         return Log(frame.payload.decode("utf-8", errors="replace"))
+    if kind == MsgType.CPU:
+        rep, cpu_phase, _reserved, busy, wait = _unpack(_CPU, frame)
+        try:
+            return CpuUsage(rep, CpuPhase(cpu_phase), busy, wait)
+        except ValueError:
+            raise ProtocolError(f"unknown CPU phase {cpu_phase}") from None
+    if kind == MsgType.TEMP:
+        return Temperature(*_unpack(_TEMP, frame))
+    if kind == MsgType.POWER:
+        return PowerReading(*_unpack(_POWER, frame))
     raise ProtocolError(f"unknown message type 0x{kind:02x} from the board")
 
 
@@ -336,12 +437,26 @@ def parse_event(frame: Frame) -> Event:
 
 
 def run_payload(
-    rep: int, n_tokens: int, temperature: float, seed: int, prompt: list[int]
+    rep: int,
+    n_tokens: int,
+    temperature: float,
+    seed: int,
+    prompt: list[int],
+    flags: int | None = None,
+    sample_period_us: int = 0,
 ) -> bytes:
-    """Payload of RUN: one repetition of prefill over `prompt` then `n_tokens` tokens."""
-    return _RUN.pack(rep, n_tokens, temperature, seed & 0xFFFFFFFF, len(prompt)) + struct.pack(
+    """Payload of RUN: one repetition of prefill over `prompt` then `n_tokens` tokens.
+
+    With `flags` (RUN_FLAG_POWER: stream POWER frames every `sample_period_us`, 0 = the
+    board's default of 10 ms) the payload carries the optional trailing fields; without,
+    it is the original layout.
+    """
+    payload = _RUN.pack(rep, n_tokens, temperature, seed & 0xFFFFFFFF, len(prompt)) + struct.pack(
         f"<{len(prompt)}H", *prompt
     )
+    if flags is not None:
+        payload += _RUN_EXT.pack(flags, sample_period_us)
+    return payload
 
 
 def ping_payload(nonce: int) -> bytes:
@@ -378,3 +493,20 @@ def phase_payload(phase: Phase) -> bytes:
 def error_payload(error: DeviceError) -> bytes:
     """Payload of ERROR."""
     return _ERROR.pack(error.code) + _pack_str(error.message)
+
+
+def cpu_payload(cpu: CpuUsage) -> bytes:
+    """Payload of CPU."""
+    return _CPU.pack(cpu.rep, int(cpu.phase), 0, cpu.busy_ticks, cpu.wait_ticks)
+
+
+def temp_payload(temp: Temperature) -> bytes:
+    """Payload of TEMP."""
+    return _TEMP.pack(temp.rep, temp.flags, temp.ticks, temp.milli_celsius, temp.source)
+
+
+def power_payload(power: PowerReading) -> bytes:
+    """Payload of POWER."""
+    return _POWER.pack(
+        power.rep, power.dropped, power.ticks, power.bus_mv, power.current_ua, power.power_uw, power.chip
+    )

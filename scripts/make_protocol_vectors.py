@@ -44,6 +44,15 @@ def vectors() -> list[tuple[int, int, bytes]]:
         (p.MsgType.LOG, 8, bytes(range(1, 256)) + bytes(range(1, 40))),  # crosses a 254-byte block
         (p.MsgType.LOG, 9, bytes(300)),  # all zeros
         (p.MsgType.LOG, 10, bytes((i * 7 + 1) % 256 for i in range(p.MAX_PAYLOAD))),
+        # telemetry frames and the extended RUN
+        (p.MsgType.CPU, 11, p.cpu_payload(p.CpuUsage(2, p.CpuPhase.PREFILL, 93_456_789, 0))),
+        (p.MsgType.CPU, 12, p.cpu_payload(p.CpuUsage(2, p.CpuPhase.DECODE, 2**33 + 5, 1_234_567))),
+        (p.MsgType.TEMP, 13, p.temp_payload(p.Temperature(2, p.TEMP_FLAG_CALIBRATED, 1000, 41_250, 1))),
+        (p.MsgType.TEMP, 14, p.temp_payload(p.Temperature(3, 0, 2**40, -12_500, p.TempSource.ONCHIP))),
+        (p.MsgType.POWER, 15, p.power_payload(p.PowerReading(2, 0, 1_680_000, 3300, 40_000, 132_000, 2))),
+        (p.MsgType.POWER, 16, p.power_payload(p.PowerReading(2, 3, 2**32 + 9, 5000, -1_250, 6_250, p.InaChip.INA219))),
+        (p.MsgType.RUN, 4, p.run_payload(3, 32, 0.0, 42, [1, 403, 89, 12], p.RUN_FLAG_POWER, 1000)),
+        (p.MsgType.RUN, 5, p.run_payload(4, 8, 0.8, 7, [1], 0, 0)),
     ]
 
 

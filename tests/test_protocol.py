@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from profiler import protocol as p
+from profiler.errors import ProtocolError
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors" / "protocol.txt"
@@ -59,3 +62,35 @@ def test_firmware_codec_agrees_with_vectors(host_tools: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(vectors())} passed" in result.stdout or "passed, 0 failed" in result.stdout
+
+
+def test_telemetry_frames_round_trip_through_the_codec() -> None:
+    events = [
+        p.CpuUsage(rep=1, phase=p.CpuPhase.DECODE, busy_ticks=2**33 + 1, wait_ticks=7),
+        p.Temperature(rep=1, flags=p.TEMP_FLAG_CALIBRATED, ticks=99, milli_celsius=-40_125, source=p.TempSource.ONCHIP),
+        p.PowerReading(rep=1, dropped=2, ticks=2**40, bus_mv=3300, current_ua=-5_000, power_uw=16_500, chip=2),
+    ]
+    builders = {p.CpuUsage: (p.MsgType.CPU, p.cpu_payload), p.Temperature: (p.MsgType.TEMP, p.temp_payload),
+                p.PowerReading: (p.MsgType.POWER, p.power_payload)}  # fmt: skip
+    for seq, event in enumerate(events):
+        msg_type, build = builders[type(event)]
+        (frame,) = p.FrameDecoder().feed(p.encode_frame(msg_type, seq, build(event)))  # type: ignore[operator]
+        assert p.parse_event(frame) == event
+    cpu = events[0]
+    assert isinstance(cpu, p.CpuUsage) and cpu.utilization == (2**33 + 1) / (2**33 + 8)
+    assert p.Temperature(0, 0, 0, 41_500, 1).celsius == 41.5
+
+
+def test_run_payload_keeps_its_old_layout_and_appends_the_telemetry_fields() -> None:
+    old = p.run_payload(2, 32, 0.0, 42, [1, 403])
+    assert len(old) == 14 + 2 * 2
+    ext = p.run_payload(2, 32, 0.0, 42, [1, 403], p.RUN_FLAG_POWER, 2500)
+    assert ext[: len(old)] == old and ext[len(old) :] == bytes([1]) + (2500).to_bytes(2, "little")
+    assert p.Capability.INA == 1 << 10 and p.Capability.INT4 == 1 << 3
+
+
+def test_telemetry_frames_of_the_wrong_length_are_protocol_errors() -> None:
+    for msg_type in (p.MsgType.CPU, p.MsgType.TEMP, p.MsgType.POWER):
+        (frame,) = p.FrameDecoder().feed(p.encode_frame(msg_type, 0, bytes(3)))
+        with pytest.raises(ProtocolError, match="expected"):
+            p.parse_event(frame)

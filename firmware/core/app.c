@@ -7,6 +7,7 @@
 #include "port.h"
 #include "protocol.h"
 #include "sampler.h"
+#include "telemetry.h"
 #include "transformer.h"
 
 /* ----------------------------------------------------------------------------
@@ -25,6 +26,7 @@ static TpDecoder rx;                                   /* host -> device */
 static uint16_t tx_seq;                                /* device -> host, from 0 at boot */
 static uint8_t tx_payload[TX_PAYLOAD_MAX];
 static uint8_t tx_frame[TP_ENCODED_MAX(TX_PAYLOAD_MAX)];
+static uint16_t capabilities;                          /* HELLO, set at boot */
 
 /* ----------------------------------------------------------------------------
  * Sending */
@@ -46,7 +48,7 @@ static void send_hello(void) {
     tp_writer_init(&w, tx_payload, sizeof tx_payload);
     tp_put_u8(&w, TP_PROTOCOL_VERSION);
     tp_put_u8(&w, pi->timer_bits);
-    tp_put_u16(&w, TP_CAP_INT8 | TP_CAP_SEEDED_SAMPLING | TP_CAP_MEM_SAMPLES | TP_CAP_INT4);
+    tp_put_u16(&w, capabilities);
     tp_put_u32(&w, pi->clock_hz);
     tp_put_u32(&w, pi->timer_hz);
     tp_put_u32(&w, pi->ram_total_bytes);
@@ -129,31 +131,124 @@ static void send_token(uint16_t rep, int index, int pos, int token, uint64_t tic
 }
 
 /* ----------------------------------------------------------------------------
+ * Telemetry frames (docs/protocol.md: CPU, TEMP, POWER) */
+
+static void send_cpu(uint16_t rep, uint8_t phase, uint64_t busy, uint64_t wait) {
+    TpWriter w;
+    tp_writer_init(&w, tx_payload, sizeof tx_payload);
+    tp_put_u16(&w, rep);
+    tp_put_u8(&w, phase);
+    tp_put_u8(&w, 0);
+    tp_put_u64(&w, busy);
+    tp_put_u64(&w, wait);
+    send_writer(TP_MSG_CPU, &w);
+}
+
+/* Reads the on-chip sensor, when the port has one, and sends TEMP. */
+static void send_temp(uint16_t rep) {
+    if ((capabilities & TP_CAP_TEMP_SENSOR) == 0) return;
+    int32_t milli_c = 0;
+    uint16_t flags = 0;
+    uint64_t ticks = port_ticks();
+    if (port_temp_read(&milli_c, &flags) != 0) return;
+    TpWriter w;
+    tp_writer_init(&w, tx_payload, sizeof tx_payload);
+    tp_put_u16(&w, rep);
+    tp_put_u16(&w, flags);
+    tp_put_u64(&w, ticks);
+    tp_put_u32(&w, (uint32_t)milli_c);
+    tp_put_u8(&w, TP_TEMP_SOURCE_ONCHIP);
+    send_writer(TP_MSG_TEMP, &w);
+}
+
+/* ----------------------------------------------------------------------------
  * RUN: one repetition, timed by the board. Between the re-base and DONE the
  * UART is only written, never read, so identical RUNs execute identical
- * instruction streams (and, under QEMU -icount, identical tick counts). */
+ * instruction streams (and, under QEMU -icount, identical tick counts). With
+ * POWER streaming the sampling interrupt falls at fixed tick offsets from the
+ * re-base, and the samples it left are sent at fixed points (after every
+ * prefill position and every token), so that stays true. */
+
+/* A phase boundary: device ticks and the I/O wait count at that instant. */
+typedef struct {
+    uint64_t ticks;
+    uint64_t wait;
+} Mark;
+
+static Mark mark_now(void) {
+    Mark m;
+    m.ticks = port_ticks();
+    m.wait = tp_io_wait_ticks();
+    return m;
+}
 
 typedef struct {
     uint16_t rep;
+    int power;          /* POWER frames asked for */
+    uint32_t drops;     /* tp_power_drops() already reported */
+    Mark prefill_start, prefill_end, decode_start, decode_end;
 } RunCtx;
 
-static void on_token(void *ctx, int index, int pos, int token) {
-    uint64_t ticks = port_ticks(); /* right after sampling */
-    uint16_t rep = ((const RunCtx *)ctx)->rep;
-    if (index == 0) {
-        send_phase(rep, TP_PHASE_PREFILL_END, ticks);
-        send_token(rep, 0, pos, token, ticks);
-        send_phase(rep, TP_PHASE_DECODE_START, port_ticks());
-    } else {
-        send_token(rep, index, pos, token, ticks);
+/* Sends every sample the interrupt has stored. `last`: sampling has stopped,
+ * so drops after the final stored sample go into the final frame too. */
+static void drain_power(RunCtx *ctx, int last) {
+    if (!ctx->power) return;
+    TpPowerSample s;
+    while (tp_power_pop(&s)) {
+        uint32_t drops = s.drops;
+        if (last && tp_power_pending() == 0) drops = tp_power_drops();
+        uint32_t dropped = drops - ctx->drops;
+        ctx->drops = drops;
+        TpWriter w;
+        tp_writer_init(&w, tx_payload, sizeof tx_payload);
+        tp_put_u16(&w, ctx->rep);
+        tp_put_u16(&w, (uint16_t)(dropped > 0xFFFFu ? 0xFFFFu : dropped));
+        tp_put_u64(&w, s.ticks);
+        tp_put_u32(&w, s.r.bus_mv);
+        tp_put_u32(&w, (uint32_t)s.r.current_ua);
+        tp_put_u32(&w, s.r.power_uw);
+        tp_put_u8(&w, tp_power_ina()->chip);
+        send_writer(TP_MSG_POWER, &w);
     }
+}
+
+static void on_prefill_step(void *vctx, int pos) {
+    (void)pos;
+    drain_power((RunCtx *)vctx, 0);
+}
+
+static void on_token(void *vctx, int index, int pos, int token) {
+    RunCtx *ctx = (RunCtx *)vctx;
+    if (index == 0) {
+        ctx->prefill_end = mark_now(); /* right after sampling */
+        uint64_t ticks = ctx->prefill_end.ticks;
+        send_phase(ctx->rep, TP_PHASE_PREFILL_END, ticks);
+        send_token(ctx->rep, 0, pos, token, ticks);
+        ctx->decode_start = mark_now();
+        port_sync_pin(1);
+        send_phase(ctx->rep, TP_PHASE_DECODE_START, ctx->decode_start.ticks);
+    } else {
+        uint64_t ticks = port_ticks(); /* right after sampling */
+        send_token(ctx->rep, index, pos, token, ticks);
+    }
+    drain_power(ctx, 0);
+}
+
+/* busy + wait is exactly the phase's ticks. */
+static void send_cpu_phase(uint16_t rep, uint8_t phase, const Mark *a, const Mark *b) {
+    uint64_t ticks = b->ticks - a->ticks;
+    uint64_t wait = b->wait - a->wait;
+    if (wait > ticks) wait = ticks;
+    send_cpu(rep, phase, ticks - wait, wait);
 }
 
 static void handle_run(const uint8_t *p, size_t len) {
     Msg m = {{0}, 0};
-    /* u16 rep, u16 n_tokens, f32 temperature, u32 seed, u16 n_prompt, u16 prompt[] */
-    if (len < 14 || len != 14u + 2u * tp_rd16(p + 12)) {
-        msg_add(&m, "RUN payload must be 14 + 2*n_prompt bytes, got ");
+    /* u16 rep, u16 n_tokens, f32 temperature, u32 seed, u16 n_prompt, u16 prompt[]
+     * [, u8 flags, u16 sample_period_us] */
+    size_t base = len >= 14 ? 14u + 2u * tp_rd16(p + 12) : 0;
+    if (len < 14 || (len != base && len != base + TP_RUN_EXT_BYTES)) {
+        msg_add(&m, "RUN payload must be 14 + 2*n_prompt (+ 3) bytes, got ");
         msg_add_uint(&m, (uint32_t)len);
         send_error(TP_ERR_BAD_LENGTH, &m);
         return;
@@ -164,6 +259,9 @@ static void handle_run(const uint8_t *p, size_t len) {
     uint32_t seed = tp_rd32(p + 8);
     int n_prompt = tp_rd16(p + 12);
     const uint8_t *prompt = p + 14;
+    uint8_t flags = len > base ? p[base] : 0;
+    uint32_t period_us = len > base ? tp_rd16(p + base + 1) : 0;
+    if (period_us == 0) period_us = TP_POWER_PERIOD_US;
 
     if (model.status != TP_MODEL_OK) {
         msg_add(&m, "no usable model, model_status ");
@@ -186,15 +284,42 @@ static void handle_run(const uint8_t *p, size_t len) {
         send_error((uint16_t)err, &m);
         return;
     }
+    int power = (flags & TP_RUN_FLAG_POWER) != 0;
+    if (power && (capabilities & TP_CAP_INA) == 0) {
+        msg_add(&m, "POWER frames asked for, but no INA219/INA226 answered at boot");
+        send_error(TP_ERR_BAD_ARGUMENT, &m);
+        return;
+    }
+    if (power && (tp_ina_configure(tp_power_ina(), period_us) != 0 || port_sampler_start(period_us) != 0)) {
+        msg_add(&m, "INA sample period not possible on this board: ");
+        msg_add_uint(&m, period_us);
+        msg_add(&m, " us");
+        send_error(TP_ERR_BAD_ARGUMENT, &m);
+        return;
+    }
 
     port_stack_reset_peak();
     tp_sampler_init(&sampler, c->vocab_size, temperature, seed);
-    RunCtx ctx = {rep};
+    RunCtx ctx;
+    ctx.rep = rep;
+    ctx.power = power;
+    ctx.drops = tp_power_drops();
+    tp_power_reset();
 
+    send_temp(rep); /* before the re-base: outside every timed interval */
     port_timer_rebase();
-    send_phase(rep, TP_PHASE_PREFILL_START, port_ticks());
-    tp_generate(&transformer, &sampler, prompt, n_prompt, n_tokens, on_token, &ctx);
-    send_phase(rep, TP_PHASE_DECODE_END, port_ticks());
+    ctx.prefill_start = mark_now();
+    send_phase(rep, TP_PHASE_PREFILL_START, ctx.prefill_start.ticks);
+    tp_generate(&transformer, &sampler, prompt, n_prompt, n_tokens, on_token, on_prefill_step, &ctx);
+    ctx.decode_end = mark_now();
+    port_sync_pin(0);
+    if (power) port_sampler_stop();
+    send_phase(rep, TP_PHASE_DECODE_END, ctx.decode_end.ticks);
+    drain_power(&ctx, 1);
+
+    send_cpu_phase(rep, TP_CPU_PREFILL, &ctx.prefill_start, &ctx.prefill_end);
+    send_cpu_phase(rep, TP_CPU_DECODE, &ctx.decode_start, &ctx.decode_end);
+    send_temp(rep);
 
     const PortInfo *pi = port_info();
     TpWriter w;
@@ -265,6 +390,10 @@ void tp_app_boot(void) {
     const PortInfo *pi = port_info();
     tx_seq = 0;
     tp_decoder_init(&rx);
+    capabilities = (uint16_t)(TP_CAP_INT8 | TP_CAP_SEEDED_SAMPLING | TP_CAP_MEM_SAMPLES | TP_CAP_INT4 |
+                              TP_CAP_CPU_SAMPLES | (pi->caps & (TP_CAP_TEMP_SENSOR | TP_CAP_SYNC_PIN)));
+    port_sync_pin(0);
+    if (tp_power_init() != 0) capabilities |= TP_CAP_INA;
 
     /* CRC of the whole image: on a 1 MB region this is the slow part of boot */
     tp_model_load(&model, pi->model, pi->model_region_bytes);

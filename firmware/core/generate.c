@@ -18,12 +18,13 @@ int tp_run_check(const Config *c, int n_prompt, int n_tokens, float temperature,
 }
 
 void tp_generate(Transformer *t, Sampler *s, const uint8_t *prompt_le, int n_prompt,
-                 int n_tokens, TpTokenFn on_token, void *ctx) {
+                 int n_tokens, TpTokenFn on_token, TpStepFn on_prefill_step, void *ctx) {
     /* prefill: only the last prompt position needs logits */
     float *logits = 0;
     for (int pos = 0; pos < n_prompt; pos++) {
         int token = tp_rd16(prompt_le + 2 * pos);
         logits = tp_forward(t, token, pos, pos == n_prompt - 1);
+        if (on_prefill_step != 0 && pos < n_prompt - 1) on_prefill_step(ctx, pos);
     }
     int next = tp_sample(s, logits);
     on_token(ctx, 0, n_prompt - 1, next);

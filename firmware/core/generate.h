@@ -21,10 +21,14 @@ int tp_run_check(const Config *c, int n_prompt, int n_tokens, float temperature,
  * whose logits it came from (n_prompt + index - 1). */
 typedef void (*TpTokenFn)(void *ctx, int index, int pos, int token);
 
+/* Called after each prefill forward pass but the last (whose token goes to
+ * TpTokenFn): a point where the firmware may stream telemetry. May be 0. */
+typedef void (*TpStepFn)(void *ctx, int pos);
+
 /* Prefill over the prompt at positions 0..n_prompt-1, then exactly n_tokens
  * sampled tokens (no early stop, so repetitions stay comparable). Arguments
  * must have passed tp_run_check. */
 void tp_generate(Transformer *t, Sampler *s, const uint8_t *prompt_le, int n_prompt,
-                 int n_tokens, TpTokenFn on_token, void *ctx);
+                 int n_tokens, TpTokenFn on_token, TpStepFn on_prefill_step, void *ctx);
 
 #endif /* TP_GENERATE_H */

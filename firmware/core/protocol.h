@@ -33,6 +33,9 @@ enum {
     TP_MSG_ERROR = 0x06,
     TP_MSG_PONG = 0x07,
     TP_MSG_LOG = 0x08,
+    TP_MSG_CPU = 0x09,
+    TP_MSG_TEMP = 0x0A,
+    TP_MSG_POWER = 0x0B,
 };
 
 /* Host -> device message types. */
@@ -64,6 +67,29 @@ enum {
 #define TP_CAP_SEEDED_SAMPLING (1u << 1)
 #define TP_CAP_MEM_SAMPLES (1u << 2)
 #define TP_CAP_INT4 (1u << 3)
+/* Telemetry bits start at 8, leaving 4..7 to the forward pass. */
+#define TP_CAP_CPU_SAMPLES (1u << 8)  /* CPU frames after every RUN */
+#define TP_CAP_TEMP_SENSOR (1u << 9)  /* TEMP frames from an on-chip sensor */
+#define TP_CAP_INA (1u << 10)         /* an INA219/INA226 answered: RUN may ask for POWER frames */
+#define TP_CAP_SYNC_PIN (1u << 11)    /* a GPIO marks the decode window */
+
+/* CPU frame phases. */
+enum {
+    TP_CPU_PREFILL = 1,
+    TP_CPU_DECODE = 2,
+};
+
+/* TEMP: source, and flags (bit 0: the chip's factory calibration was used). */
+#define TP_TEMP_SOURCE_ONCHIP 1
+#define TP_TEMP_FLAG_CALIBRATED (1u << 0)
+
+/* POWER: which INA. */
+#define TP_INA_219 1
+#define TP_INA_226 2
+
+/* RUN's optional trailing fields: u8 flags, u16 sample_period_us. */
+#define TP_RUN_FLAG_POWER (1u << 0) /* stream POWER frames from the INA */
+#define TP_RUN_EXT_BYTES 3
 
 /* ----------------------------------------------------------------------------
  * CRC-32/IEEE, zlib semantics: tp_crc32(0, buf, n) is zlib.crc32(buf), and

@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
 
     Sampler s;
     tp_sampler_init(&s, c->vocab_size, temperature, seed);
-    tp_generate(&t, &s, prompt, n_prompt, (int)n_tokens, on_token, NULL);
+    tp_generate(&t, &s, prompt, n_prompt, (int)n_tokens, on_token, NULL, NULL);
     if (fflush(stdout) != 0) die("cannot write output");
     free(mem);
     free(image);

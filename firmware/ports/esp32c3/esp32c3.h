@@ -67,6 +67,21 @@
 #define USJ_IN_EP_DATA_FREE (1u << 1)       /* room in the IN (device to host) FIFO */
 #define USJ_OUT_EP_DATA_AVAIL (1u << 2)     /* a byte from the host is waiting */
 
+/* UART0: the transmit FIFO fill level (128-byte FIFO) */
+#define UART0_STATUS_REG REG32(0x6000001Cu)
+#define UART_TXFIFO_CNT(status) (((status) >> 16) & 0x3FFu)
+#define UART_TXFIFO_SIZE 128u
+
+/* GPIO matrix and IO MUX: a pin as a plain GPIO output */
+#define GPIO_OUT_W1TS_REG REG32(0x60004008u)
+#define GPIO_OUT_W1TC_REG REG32(0x6000400Cu)
+#define GPIO_ENABLE_W1TS_REG REG32(0x60004024u)
+#define GPIO_FUNC_OUT_SEL_CFG_REG(n) REG32(0x60004554u + 4u * (n))
+#define GPIO_SIG_GPIO_OUT 128u               /* output driven by GPIO_OUT */
+#define IO_MUX_GPIO_REG(n) REG32(0x60009004u + 4u * (n))
+#define IO_MUX_MCU_SEL_GPIO (1u << 12)       /* function 1: GPIO */
+#define IO_MUX_FUN_DRV_20MA (2u << 10)
+
 /* ROM routines (ETS_STATUS: 0 = OK) */
 int uart_tx_one_char(uint8_t c);
 int uart_rx_one_char(uint8_t *c);

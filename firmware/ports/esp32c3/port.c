@@ -12,10 +12,20 @@
  * ESP-IDF's rtc_clk, and the UART divisor changes with it). port_init reads
  * the clock the chip actually runs at from the SYSTEM registers, and HELLO
  * announces that: 40 MHz after a power-on boot, not the 160 MHz the chip
- * can do. Timing is unaffected: SYSTIMER counts 16 MHz in any case. */
+ * can do. Timing is unaffected: SYSTIMER counts 16 MHz in any case.
+ *
+ * Telemetry: the sync marker on GPIO10; CPU frames count UART waits. No
+ * temperature: the C3's sensor needs writes to the analog "regi2c" bus
+ * through undocumented ROM routines and eFuse calibration that the TRM does
+ * not describe, so the capability stays off rather than report guesses. No
+ * INA: this port has no I2C driver yet (capability off). */
 #include "port.h"
 
 #include "esp32c3.h"
+#include "protocol.h"
+#include "telemetry.h"
+
+#define SYNC_GPIO 10u /* free on the DevKitM-1 header: not a strapping, flash or USB pin */
 
 /* Linker script symbols (their addresses are the values). */
 extern uint8_t __dram_start[], __bss_end[];
@@ -37,9 +47,11 @@ static PortInfo info;
 void port_uart_write(const uint8_t *buf, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if ((USJ_EP1_CONF_REG & USJ_IN_EP_DATA_FREE) == 0) {
+            uint32_t t0 = (uint32_t)port_ticks();
             USJ_EP1_CONF_REG = USJ_WR_DONE; /* send the full FIFO, then wait for room */
             while ((USJ_EP1_CONF_REG & USJ_IN_EP_DATA_FREE) == 0) {
             }
+            tp_io_wait_add((uint32_t)port_ticks() - t0);
         }
         USJ_EP1_REG = buf[i];
     }
@@ -53,8 +65,18 @@ int port_uart_read(void) {
 
 #else
 
+/* The ROM routine waits for FIFO room itself; waiting here first, while the
+ * FIFO is full, is what counts as I/O wait (telemetry.h). */
 void port_uart_write(const uint8_t *buf, size_t n) {
-    for (size_t i = 0; i < n; i++) uart_tx_one_char(buf[i]); /* waits for FIFO room */
+    for (size_t i = 0; i < n; i++) {
+        if (UART_TXFIFO_CNT(UART0_STATUS_REG) >= UART_TXFIFO_SIZE - 1u) {
+            uint32_t t0 = (uint32_t)port_ticks();
+            while (UART_TXFIFO_CNT(UART0_STATUS_REG) >= UART_TXFIFO_SIZE - 1u) {
+            }
+            tp_io_wait_add((uint32_t)port_ticks() - t0);
+        }
+        uart_tx_one_char(buf[i]);
+    }
 }
 
 int port_uart_read(void) {
@@ -126,6 +148,50 @@ void port_stack_reset_peak(void) {
 }
 
 /* ----------------------------------------------------------------------------
+ * Telemetry: the sync pin; no temperature sensor, no I2C, no sampling. */
+
+static void sync_init(void) {
+    IO_MUX_GPIO_REG(SYNC_GPIO) = IO_MUX_MCU_SEL_GPIO | IO_MUX_FUN_DRV_20MA;
+    GPIO_FUNC_OUT_SEL_CFG_REG(SYNC_GPIO) = GPIO_SIG_GPIO_OUT;
+    GPIO_OUT_W1TC_REG = 1u << SYNC_GPIO;
+    GPIO_ENABLE_W1TS_REG = 1u << SYNC_GPIO;
+}
+
+void port_sync_pin(int level) {
+    /* one store either way: W1TS sets, W1TC clears (adjacent registers) */
+    REG32(0x6000400Cu - (level ? 4u : 0u)) = 1u << SYNC_GPIO;
+}
+
+int port_temp_read(int32_t *milli_celsius, uint16_t *flags) {
+    (void)milli_celsius;
+    (void)flags;
+    return -1;
+}
+
+int port_i2c_write(uint8_t addr, const uint8_t *buf, size_t n) {
+    (void)addr;
+    (void)buf;
+    (void)n;
+    return -1;
+}
+
+int port_i2c_write_read(uint8_t addr, const uint8_t *wr, size_t nw, uint8_t *rd, size_t nr) {
+    (void)addr;
+    (void)wr;
+    (void)nw;
+    (void)rd;
+    (void)nr;
+    return -1;
+}
+
+int port_sampler_start(uint32_t period_us) {
+    (void)period_us;
+    return -1;
+}
+
+void port_sampler_stop(void) {}
+
+/* ----------------------------------------------------------------------------
  * Facts */
 
 static uint32_t cpu_hz(void) {
@@ -140,6 +206,7 @@ static uint32_t cpu_hz(void) {
 
 void port_init(void) {
     timer_init();
+    sync_init();
 
     uint32_t model_offset = (uint32_t)(uintptr_t)__model_flash_offset;
     uint32_t model_bytes = (uint32_t)(uintptr_t)__model_region_bytes;
@@ -158,6 +225,7 @@ void port_init(void) {
     info.model = model;
     info.model_addr = model_offset; /* a flash offset, as esptool and the profile name it */
     info.model_region_bytes = model != 0 ? model_bytes : 0;
+    info.caps = TP_CAP_SYNC_PIN;
 
     /* Text for a person watching the port; the host skips it as boot noise. */
     ets_printf("\ntiny-profiler %s on esp32c3, cpu %u MHz, model at flash 0x%x\n", TP_FIRMWARE_ID,

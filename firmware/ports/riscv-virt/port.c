@@ -6,9 +6,15 @@
  * instruction per cycle, like a single-issue rv32imac MCU core (SiFive E31
  * class) without wait states. Device-timed figures come from the 10 MHz
  * machine timer, which counts QEMU's virtual time and so does not depend on
- * this choice; clock_hz only turns instruction counts into rates. */
+ * this choice; clock_hz only turns instruction counts into rates.
+ *
+ * Telemetry: no temperature sensor and no sync pin (the virt machine has no
+ * GPIO for one); INA samples come from the INA226 stand-in
+ * (ports/common/ina226_standin.c), read from the machine-timer interrupt. */
 #include "port.h"
 
+#include "ina226_standin.h"
+#include "telemetry.h"
 #include "virt.h"
 
 /* Linker script symbols (their addresses are the values). */
@@ -21,6 +27,14 @@ extern uint8_t __flash_total_bytes[];
 
 #define MODEL_CLOCK_HZ 125000000u
 #define BAUD 115200u
+
+/* The modelled board's power, measured by the INA226 stand-in: no chip
+ * stands behind this port, so a GD32VF103-class rv32 MCU scaled to 125 MHz,
+ * about 30 mA running and 9 mA in sleep at 3.3 V (the same figures as the
+ * riscv board profile in platforms/boards.py). */
+static const InaStandinBoard standin_board = {3300u, 30000u, 100000u, TP_INA_SHUNT_UOHM};
+
+#define SAMPLE_MIN_US 100u
 
 static PortInfo info;
 
@@ -38,9 +52,14 @@ static void uart_init(void) {
     UART_MCR = MCR_DTR_RTS;
 }
 
+/* Waiting for THRE counts as I/O wait (telemetry.h). */
 void port_uart_write(const uint8_t *buf, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        while ((UART_LSR & LSR_THRE) == 0) {
+        if ((UART_LSR & LSR_THRE) == 0) {
+            uint32_t t0 = CLINT_MTIME_LO;
+            while ((UART_LSR & LSR_THRE) == 0) {
+            }
+            tp_io_wait_add(CLINT_MTIME_LO - t0);
         }
         UART_THR = buf[i];
     }
@@ -98,7 +117,69 @@ uint64_t port_ticks(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
-void port_timer_rebase(void) { virt_tick_lock(&CLINT_MTIME_LO, lock_q, lock_step); }
+/* ----------------------------------------------------------------------------
+ * INA sampling from the machine-timer interrupt. The first deadline is one
+ * period after the re-base's tick lock, each next one a period after the
+ * last (a fixed grid, no drift), so the interrupts fall at the same
+ * instructions of identical repetitions. */
+
+static uint32_t sample_ticks;  /* armed by port_sampler_start; 0 = off */
+static uint64_t deadline;
+
+static void set_mtimecmp(uint64_t t) {
+    CLINT_MTIMECMP_HI = 0xFFFFFFFFu; /* no spurious match between the halves */
+    CLINT_MTIMECMP_LO = (uint32_t)t;
+    CLINT_MTIMECMP_HI = (uint32_t)(t >> 32);
+}
+
+void virt_interrupt(void) {
+    deadline += sample_ticks;
+    set_mtimecmp(deadline);
+    tp_power_sample_isr();
+}
+
+void port_timer_rebase(void) {
+    virt_tick_lock(&CLINT_MTIME_LO, lock_q, lock_step);
+    if (sample_ticks != 0) {
+        ina226_standin_sync();
+        deadline = port_ticks() + sample_ticks;
+        set_mtimecmp(deadline);
+        __asm volatile("csrs mie, %0" ::"r"(MIE_MTIE));
+        __asm volatile("csrs mstatus, %0" ::"r"(MSTATUS_MIE));
+    }
+}
+
+int port_sampler_start(uint32_t period_us) {
+    if (period_us < SAMPLE_MIN_US) return -1;
+    sample_ticks = period_us * (MTIME_HZ / 1000000u);
+    return 0;
+}
+
+void port_sampler_stop(void) {
+    __asm volatile("csrc mstatus, %0" ::"r"(MSTATUS_MIE));
+    __asm volatile("csrc mie, %0" ::"r"(MIE_MTIE));
+    set_mtimecmp(~(uint64_t)0);
+    sample_ticks = 0;
+}
+
+/* ----------------------------------------------------------------------------
+ * No temperature sensor, no sync pin; I2C reaches only the INA226 stand-in. */
+
+int port_temp_read(int32_t *milli_celsius, uint16_t *flags) {
+    (void)milli_celsius;
+    (void)flags;
+    return -1;
+}
+
+void port_sync_pin(int level) { (void)level; }
+
+int port_i2c_write(uint8_t addr, const uint8_t *buf, size_t n) {
+    return ina226_standin_write(addr, buf, n);
+}
+
+int port_i2c_write_read(uint8_t addr, const uint8_t *wr, size_t nw, uint8_t *rd, size_t nr) {
+    return ina226_standin_write_read(addr, wr, nw, rd, nr);
+}
 
 /* ----------------------------------------------------------------------------
  * Stack use, by painting: startup fills the free stack with STACK_PAINT and
@@ -112,7 +193,8 @@ uint32_t port_stack_peak(void) {
 }
 
 void port_stack_reset_peak(void) {
-    /* everything below the current SP is free (no interrupts are enabled) */
+    /* everything below the current SP is free (the sampling interrupt is off
+     * outside a RUN, and this runs before the RUN's re-base) */
     uint32_t *sp = (uint32_t *)read_sp();
     for (uint32_t *p = (uint32_t *)(void *)__stack_bottom; p < sp;) *p++ = STACK_PAINT;
 }
@@ -138,6 +220,10 @@ void port_init(void) {
     info.model = __model_start;
     info.model_addr = (uint32_t)(uintptr_t)__model_start;
     info.model_region_bytes = (uint32_t)(__model_end - __model_start);
+    info.caps = 0;
+
+    set_mtimecmp(~(uint64_t)0);
+    ina226_standin_init(&standin_board);
 }
 
 const PortInfo *port_info(void) { return &info; }

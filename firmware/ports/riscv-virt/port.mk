@@ -8,3 +8,4 @@ ARCH := -march=rv32imac_zicsr -mabi=ilp32 -mcmodel=medany
 LINK_ARCH := -march=rv32imac -mabi=ilp32
 SOFT_SQRT := 1
 PORT_SRC += ports/common/libc.c
+PORT_SRC += ports/common/ina226_standin.c

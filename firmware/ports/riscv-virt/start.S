@@ -14,7 +14,7 @@ _start:
     la      gp, __global_pointer$
     .option pop
     la      sp, __stack_top
-    la      t0, trap_stop
+    la      t0, trap_entry
     csrw    mtvec, t0
     csrw    mie, zero
     call    reset_c                 /* startup.c: .data, .bss, stack paint, main */
@@ -22,11 +22,60 @@ park:
     wfi
     j       park
 
-/* A fault (mcause, mepc and mtval say which) or a stray interrupt ends here;
- * there is nothing to recover in a profiling run. */
-    .balign 4
+/* A fault (mcause, mepc and mtval say which) ends here; there is nothing to
+ * recover in a profiling run. */
 trap_stop:
     j       trap_stop
+
+/* The trap vector (direct mode). Interrupts (mcause bit 31: only the machine
+ * timer is ever enabled, while INA samples stream) go to virt_interrupt in
+ * port.c with the caller-saved registers saved on the interrupted stack, so
+ * stack painting counts them; everything else stops at trap_stop with t0
+ * back in place. */
+    .balign 4
+trap_entry:
+    csrw    mscratch, t0
+    csrr    t0, mcause
+    bltz    t0, 1f
+    csrr    t0, mscratch
+    j       trap_stop
+1:  addi    sp, sp, -64
+    sw      ra, 0(sp)
+    csrr    t0, mscratch
+    sw      t0, 4(sp)
+    sw      t1, 8(sp)
+    sw      t2, 12(sp)
+    sw      a0, 16(sp)
+    sw      a1, 20(sp)
+    sw      a2, 24(sp)
+    sw      a3, 28(sp)
+    sw      a4, 32(sp)
+    sw      a5, 36(sp)
+    sw      a6, 40(sp)
+    sw      a7, 44(sp)
+    sw      t3, 48(sp)
+    sw      t4, 52(sp)
+    sw      t5, 56(sp)
+    sw      t6, 60(sp)
+    call    virt_interrupt
+    lw      ra, 0(sp)
+    lw      t0, 4(sp)
+    lw      t1, 8(sp)
+    lw      t2, 12(sp)
+    lw      a0, 16(sp)
+    lw      a1, 20(sp)
+    lw      a2, 24(sp)
+    lw      a3, 28(sp)
+    lw      a4, 32(sp)
+    lw      a5, 36(sp)
+    lw      a6, 40(sp)
+    lw      a7, 44(sp)
+    lw      t3, 48(sp)
+    lw      t4, 52(sp)
+    lw      t5, 56(sp)
+    lw      t6, 60(sp)
+    addi    sp, sp, 64
+    mret
 
 /* ----------------------------------------------------------------------------
  * uint32_t virt_tick_calibrate(volatile uint32_t *mtime_lo)

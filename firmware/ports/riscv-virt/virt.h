@@ -32,7 +32,13 @@
  * device tree's timebase-frequency, 10 MHz */
 #define CLINT_MTIME_LO REG32(0x0200BFF8u)
 #define CLINT_MTIME_HI REG32(0x0200BFFCu)
+#define CLINT_MTIMECMP_LO REG32(0x02004000u) /* hart 0 */
+#define CLINT_MTIMECMP_HI REG32(0x02004004u)
 #define MTIME_HZ 10000000u
+
+/* Machine-mode interrupt enables */
+#define MSTATUS_MIE (1u << 3)
+#define MIE_MTIE (1u << 7)
 
 /* Free stack is filled with this word; port_stack_peak() looks for the
  * deepest word that no longer holds it. */
@@ -44,7 +50,8 @@ static inline uintptr_t read_sp(void) {
     return sp;
 }
 
-/* startup.S: see there. */
+/* start.S: see there. virt_interrupt (port.c) is its interrupt handler. */
+void virt_interrupt(void);
 uint32_t virt_tick_calibrate(volatile uint32_t *mtime_lo);
 void virt_tick_lock(volatile uint32_t *mtime_lo, uint32_t period_instr, uint32_t period_ticks);
 

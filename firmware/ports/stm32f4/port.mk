@@ -2,3 +2,4 @@
 CROSS := arm-none-eabi-
 ARCH := -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard
 PORT_SRC += ports/common/libc.c
+PORT_SRC += ports/common/ina226_standin.c

@@ -3,10 +3,16 @@
  *
  * The profiler runs in one FreeRTOS task with a static stack, so its stack
  * can be painted and measured like on the bare-metal ports. Nothing else
- * prints on UART0 (sdkconfig.defaults turns the console and logs off). */
+ * prints on UART0 (sdkconfig.defaults turns the console and logs off).
+ *
+ * Telemetry: the chip's temperature sensor through ESP-IDF's driver where the
+ * target has one (esp32s3, esp32c3; not the original esp32), the sync marker
+ * on CONFIG_TP_SYNC_GPIO when set, CPU frames with every uart_write_bytes
+ * call counted as waiting. No INA driver on this port yet (capability off). */
 #include <stdint.h>
 #include <string.h>
 
+#include "driver/gpio.h"
 #include "driver/gptimer.h"
 #include "driver/uart.h"
 #include "esp_flash.h"
@@ -16,9 +22,15 @@
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
 #include "sdkconfig.h"
+#include "soc/soc_caps.h"
+#if SOC_TEMP_SENSOR_SUPPORTED
+#include "driver/temperature_sensor.h"
+#endif
 
 #include "app.h"
 #include "port.h"
+#include "protocol.h"
+#include "telemetry.h"
 
 #define TP_UART UART_NUM_0
 #define TP_TIMER_HZ 40000000u /* APB (80 MHz) / 2, the finest GPTimer step */
@@ -68,7 +80,13 @@ static void uart_init(void) {
     ESP_ERROR_CHECK(uart_param_config(TP_UART, &cfg));
 }
 
-void port_uart_write(const uint8_t *buf, size_t n) { uart_write_bytes(TP_UART, buf, n); }
+/* Without a transmit buffer the call returns once the bytes are in the FIFO:
+ * its time is almost all waiting for room, and counts as I/O wait. */
+void port_uart_write(const uint8_t *buf, size_t n) {
+    uint32_t t0 = (uint32_t)port_ticks();
+    uart_write_bytes(TP_UART, buf, n);
+    tp_io_wait_add((uint32_t)port_ticks() - t0);
+}
 
 int port_uart_read(void) {
     uint8_t c;
@@ -140,6 +158,75 @@ void port_stack_reset_peak(void) {
 }
 
 /* ----------------------------------------------------------------------------
+ * Telemetry */
+
+#if SOC_TEMP_SENSOR_SUPPORTED
+static temperature_sensor_handle_t tsens;
+#endif
+
+static uint16_t telemetry_init(void) {
+    uint16_t caps = 0;
+#if SOC_TEMP_SENSOR_SUPPORTED
+    temperature_sensor_config_t cfg = TEMPERATURE_SENSOR_CONFIG_DEFAULT(-10, 80);
+    if (temperature_sensor_install(&cfg, &tsens) == ESP_OK && temperature_sensor_enable(tsens) == ESP_OK) {
+        caps |= TP_CAP_TEMP_SENSOR;
+    }
+#endif
+#if CONFIG_TP_SYNC_GPIO >= 0
+    gpio_reset_pin(CONFIG_TP_SYNC_GPIO);
+    gpio_set_direction(CONFIG_TP_SYNC_GPIO, GPIO_MODE_OUTPUT);
+    gpio_set_level(CONFIG_TP_SYNC_GPIO, 0);
+    caps |= TP_CAP_SYNC_PIN;
+#endif
+    return caps;
+}
+
+int port_temp_read(int32_t *milli_celsius, uint16_t *flags) {
+    *flags = 0; /* the driver applies the chip's eFuse calibration; not reported as ours */
+#if SOC_TEMP_SENSOR_SUPPORTED
+    float celsius;
+    if (tsens != NULL && temperature_sensor_get_celsius(tsens, &celsius) == ESP_OK) {
+        *milli_celsius = (int32_t)(celsius * 1000.0f);
+        return 0;
+    }
+#else
+    (void)milli_celsius;
+#endif
+    return -1;
+}
+
+void port_sync_pin(int level) {
+#if CONFIG_TP_SYNC_GPIO >= 0
+    gpio_set_level(CONFIG_TP_SYNC_GPIO, (uint32_t)level);
+#else
+    (void)level;
+#endif
+}
+
+int port_i2c_write(uint8_t addr, const uint8_t *buf, size_t n) {
+    (void)addr;
+    (void)buf;
+    (void)n;
+    return -1;
+}
+
+int port_i2c_write_read(uint8_t addr, const uint8_t *wr, size_t nw, uint8_t *rd, size_t nr) {
+    (void)addr;
+    (void)wr;
+    (void)nw;
+    (void)rd;
+    (void)nr;
+    return -1;
+}
+
+int port_sampler_start(uint32_t period_us) {
+    (void)period_us;
+    return -1;
+}
+
+void port_sampler_stop(void) {}
+
+/* ----------------------------------------------------------------------------
  * Facts */
 
 void port_init(void) {
@@ -170,6 +257,7 @@ void port_init(void) {
     info.model = model;
     info.model_addr = part != NULL ? part->address : 0; /* flash offset of the partition */
     info.model_region_bytes = model != NULL ? mapped : 0;
+    info.caps = telemetry_init();
 }
 
 const PortInfo *port_info(void) { return &info; }
