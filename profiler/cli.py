@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from profiler import __version__
-from profiler.errors import ConfigError, InternalError, Interrupted, ProfilerError
+from profiler.errors import ConfigError, InternalError, Interrupted, PlatformError, ProfilerError
 
 app = typer.Typer(
     add_completion=False,
@@ -109,6 +109,10 @@ def run(
         Optional[str],  # noqa: UP045
         typer.Option(help="Power meter: ppk2:PORT?voltage_mv=3300, joulescope, or model (default on emulated boards)."),
     ] = None,
+    place: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="A labgrid place (coordinator from LG_COORDINATOR): acquired, its serial used, released."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON on stdout.")] = False,
     pushgateway: Annotated[
         Optional[str],  # noqa: UP045
@@ -128,6 +132,7 @@ def run(
 ) -> None:
     """Profile MODEL on DEVICE: flash, connect, warm up, repeat, summarise."""
     from profiler.api import RunOptions, plan_run
+    from profiler.labgrid_place import plan_on_place, rfc2217_reset_note
     from profiler.observability import ObservabilityOptions, make_sinks
     from profiler.sinks.console import ConsoleSink
 
@@ -142,10 +147,15 @@ def run(
         seed=seed, temperature=temperature, out=out, emulate=emulate, port=port, flash=flash,
         extra_sinks=(ConsoleSink(console),), board=board, hardware_map=hardware_map, flasher=flasher, power=power,
     )  # fmt: skip
-    session, path = plan_run(
-        options,
+    session, path = plan_on_place(
+        options, place, plan_run,
         sinks=lambda jsonl: make_sinks(observability, jsonl, lambda m: errors.print(f"warning: {m}", markup=False)),
     )
+    target = session.target
+    note = rfc2217_reset_note(target.port, target.flash, target.adapter.options.reset_method or
+                              target.board.reset_method, target.board.name)
+    if note:
+        errors.print(f"note: {note}", markup=False, highlight=False)
     try:
         summary = session.run()
     finally:
@@ -308,6 +318,109 @@ def model_eval(
         print(f"KL           {result.kl_mean:.6f} nats mean KL(fp32 || {result.quantization})")
     else:
         print("reference    none: pass --reference FP32_MODEL for top-1 agreement and KL")
+
+
+@app.command()
+@_handled
+def bench(
+    plan: Annotated[Path, typer.Argument(metavar="PLAN.toml", help="Bench plan (see examples/plan-emulated.toml).")],
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Run directory for the session files and summaries (default: results/bench-<UTC time>)."),
+    ] = None,
+    jobs: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="Emulated boards running at once (default: CPU count); real boards all run in parallel."),
+    ] = None,
+    only: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Comma-separated board names (or devices) of the plan to run."),
+    ] = None,
+    baseline: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Baselines directory (results/baselines): each session is set against its key's."),
+    ] = None,
+    threshold: Annotated[str, typer.Option(help="Regression threshold on the median, e.g. 5%.")] = "5%",
+    alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test.")] = 0.05,
+    fail_on_regression: Annotated[
+        bool, typer.Option("--fail-on-regression", help="Exit 1 when a metric is worse and significant.")
+    ] = False,
+    pushgateway: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Pushgateway URL (or TINY_PROFILER_PUSHGATEWAY) for every session."),
+    ] = None,
+    otlp_endpoint: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="OTLP/HTTP base URL for spans (or OTEL_EXPORTER_OTLP_ENDPOINT)."),
+    ] = None,
+    strict_export: Annotated[bool, typer.Option(help="A session whose exporter fails fails (exit 11).")] = False,
+) -> None:
+    """Run a plan: boards in parallel, sessions per board in order, summary.json/.md, optional regression gate."""
+    import os
+
+    from profiler.bench import BenchOptions
+    from profiler.bench_report import GateOptions, default_run_dir
+    from profiler.bench_report import bench as run_plan
+    from profiler.compare import parse_threshold
+
+    if jobs is not None and jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    options = BenchOptions(
+        out=out or default_run_dir(), jobs=jobs or os.cpu_count() or 1,
+        pushgateway=pushgateway or os.environ.get("TINY_PROFILER_PUSHGATEWAY") or None,
+        otlp_endpoint=otlp_endpoint, strict_export=strict_export,
+    )
+    gate = None if baseline is None else GateOptions(baseline, parse_threshold(threshold), alpha, fail_on_regression)
+    code = run_plan(plan, options, only.split(",") if only else None, gate, Console())
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+@_handled
+def emulate(
+    model: Annotated[str, typer.Option(help="Model file (.tpm) or a bundled model name such as demo.")],
+    device: Annotated[str, typer.Option(help="An emulated board: stm32 or riscv.")] = "stm32",
+    serial: Annotated[str, typer.Option(help="pty (a /dev/pts path) or socket (socket://127.0.0.1:PORT).")] = "pty",
+    tcp_port: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="TCP port for --serial socket (default: a free one)."),
+    ] = None,
+) -> None:
+    """Run an emulated board until stopped; prints `serial: URL` for ser2net, labgrid, a terminal or `run --port`."""
+    from profiler.emulate_serve import serve
+
+    served, description = serve(device, model, serial, tcp_port)
+    try:
+        print(f"serial: {served.url}", flush=True)
+        print(description, file=sys.stderr, flush=True)
+        code = served.wait()
+        raise PlatformError(f"the emulated board exited by itself (status {code}): "
+                            f"{(served.output().strip().splitlines() or ['no output'])[-1]}")
+    except KeyboardInterrupt:
+        return  # Ctrl-C or SIGTERM: the normal way to stop it
+    finally:
+        served.close()
+
+
+baseline_app = typer.Typer(no_args_is_help=True, help="Baselines for the regression gate.")
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("accept")
+@_handled
+def baseline_accept(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory written by bench (or run).")],
+    baselines: Annotated[Path, typer.Option(help="Baselines directory.")] = Path("results/baselines"),
+) -> None:
+    """Make the valid sessions of RUN_DIR the baselines of their (board, model, quantization)."""
+    from profiler.baseline import accept
+
+    written, notes = accept(run_dir, baselines)
+    for item in written:
+        print(f"{'replaced' if item.replaced else 'added'} {item.target} (from {item.source.name})")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _sigterm(signum: int, frame: object) -> None:
