@@ -9,3 +9,5 @@ LINK_ARCH := -march=rv32imac -mabi=ilp32
 SOFT_SQRT := 1
 PORT_SRC += ports/common/libc.c
 PORT_SRC += ports/common/ina226_standin.c
+# A token takes ~110 ms here: room for 1 kHz INA samples between two tokens.
+ARCH += -DTP_POWER_RING=256
