@@ -1,10 +1,13 @@
-"""Build profiler/bundled/demo.tpm: a stories260K-shaped model with seeded random weights.
+"""Build profiler/bundled/demo.tpm (int8) and demo-int4.tpm from the trained demo checkpoint.
 
-The weights are random (so the file is ours to ship), the tokenizer is trained on
-scripts/demo_corpus.txt. The output is byte-identical on every run and machine;
-tests/test_models.py checks the committed file against a fresh build.
+The checkpoint (`profiler/bundled/demo-fp32.bin`, llama2.c legacy fp32) and its
+tokenizer (`demo-tokenizer.bin`) come from `scripts/train_demo_model.py`, which
+trains on grammar stories from `scripts/story_corpus.py`. Training is not
+bit-reproducible across machines, so the checkpoint is committed; this script
+is only our own converter applied to it, byte-identical on every run, and
+tests/test_models.py checks the committed .tpm files against it.
 
-    python scripts/make_demo_model.py [--out PATH]
+    python scripts/make_demo_model.py [--out-dir DIR]
 """
 
 from __future__ import annotations
@@ -16,33 +19,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
 
-from profiler.models.format import ModelConfig, TpmModel  # noqa: E402
-from profiler.models.random_model import make_random_model  # noqa: E402
-from profiler.models.tokenizer import train_bpe  # noqa: E402
+from profiler.models.convert import convert  # noqa: E402
+from profiler.models.format import TpmModel  # noqa: E402
 
-DEMO_CONFIG = ModelConfig(dim=64, hidden_dim=172, n_layers=5, n_heads=8, n_kv_heads=4,
-                          vocab_size=512, seq_len=64, group_size=32, shared_classifier=True)
-DEMO_SEED = 36  # of seeds 0..39, the most varied greedy run after "Once upon a time"
-CORPUS = ROOT / "scripts" / "demo_corpus.txt"
-DEFAULT_OUT = ROOT / "profiler" / "bundled" / "demo.tpm"
+BUNDLED = ROOT / "profiler" / "bundled"
+CHECKPOINT = BUNDLED / "demo-fp32.bin"
+TOKENIZER = BUNDLED / "demo-tokenizer.bin"
+GROUP_SIZE = 32
+OUTPUTS = {"int8": "demo.tpm", "int4": "demo-int4.tpm"}
 
 
-def build_demo_model() -> TpmModel:
-    """The demo model, identical on every call."""
-    tokenizer = train_bpe(CORPUS.read_text(encoding="utf-8"), DEMO_CONFIG.vocab_size)
-    return make_random_model(DEMO_CONFIG, DEMO_SEED, tokenizer)
+def build_demo_models(out_dir: Path) -> dict[str, TpmModel]:
+    """Convert the checkpoint to every bundled quantization; returns the models by quantization."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {quant: convert(CHECKPOINT, TOKENIZER, out_dir / name, quant=quant, group_size=GROUP_SIZE)
+            for quant, name in OUTPUTS.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the demo model and say where it went."""
+    """Write the demo models and say where they went."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output file")
+    parser.add_argument("--out-dir", type=Path, default=BUNDLED, help="output directory")
     args = parser.parse_args(argv)
-    model = build_demo_model()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    model.write(args.out)
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes, "
-          f"{model.config.n_params} parameters)")
+    for quant, model in build_demo_models(args.out_dir).items():
+        path = args.out_dir / OUTPUTS[quant]
+        print(f"wrote {path} ({path.stat().st_size:,} bytes, {quant}, {model.config.n_params:,} parameters)")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import struct
 import subprocess
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = DEMO_MODEL_PATH
 CORPUS = ROOT / "scripts" / "demo_corpus.txt"
 
+STORIES_SHA256_16 = "8345efa60c5e4efd"  # of the first 200 training stories; a change means the corpus changed
 # hidden_dim 172 with group_size 32: every w2 row ends in a 12-value group
 SMALL = ModelConfig(dim=32, hidden_dim=172, n_layers=2, n_heads=4, n_kv_heads=2,
                     vocab_size=300, seq_len=24, group_size=32, shared_classifier=True)
@@ -203,12 +205,22 @@ def test_arena_bytes_of_the_demo(demo: TpmModel) -> None:
         check_fit(DEMO.stat().st_size, demo.config, 512 * 1024, 64 * 1024, board="stm32f405")
 
 
-def test_demo_model_is_reproducible(tmp_path: Path) -> None:
-    out = tmp_path / "demo.tpm"
+def test_demo_models_are_the_conversion_of_the_committed_checkpoint(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_demo_model.py"),
-                    "--out", str(out)], check=True, capture_output=True)
-    assert out.read_bytes() == DEMO.read_bytes(), "rerun scripts/make_demo_model.py"
-    assert DEMO.stat().st_size <= 1024 * 1024
+                    "--out-dir", str(tmp_path)], check=True, capture_output=True)
+    for name in ("demo.tpm", "demo-int4.tpm"):
+        assert (tmp_path / name).read_bytes() == (DEMO.parent / name).read_bytes(), "rerun scripts/make_demo_model.py"
+    assert DEMO.stat().st_size < 500 * 1024 and (DEMO.parent / "demo-fp32.bin").stat().st_size < 1200 * 1024
+    assert read_header(DEMO.parent / "demo-int4.tpm").quant == "int4"
+
+
+def test_story_corpus_is_the_same_on_every_machine() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from story_corpus import stories
+
+    text = "\n".join(stories(200, 1))
+    assert stories(200, 1) == stories(200, 1) and text.startswith("One day, a shy boy named Ben went to the forest.")
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == STORIES_SHA256_16
 
 
 def test_int4_packing_and_quantizer() -> None:

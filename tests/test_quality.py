@@ -133,3 +133,21 @@ def test_fit_checks_at_exact_boundaries(demo: TpmModel) -> None:
     with pytest.raises(FitError, match=rf"\({need:,} bytes\) for its buffers but the b arena has .*\({need - 1:,} b"):
         check_fit(size, cfg, size, need - 1, "b")
     assert read_header(DEMO_MODEL_PATH).file_bytes == size
+
+
+@pytest.mark.qemu
+def test_run_refuses_a_model_larger_than_flash_before_qemu_starts(tmp_path: Path, demo: TpmModel,
+                                                                  firmware_image: object) -> None:
+    from profiler.models.random_model import make_random_model
+
+    big = ModelConfig(dim=256, hidden_dim=512, n_layers=2, n_heads=8, n_kv_heads=8, vocab_size=512, seq_len=48)
+    path = tmp_path / "big.tpm"
+    make_random_model(big, seed=1, tokenizer=demo.tokenizer).write(path)
+    size = path.stat().st_size
+    assert size > 896 * 1024
+    result = subprocess.run([*CLI, "run", "--device", "stm32", "--emulate", "--model", str(path), "--out",
+                             str(tmp_path / "out")], capture_output=True, text=True, check=False)
+    assert result.returncode == 5, result.stderr
+    line = result.stderr.strip()
+    assert "\n" not in line and f"({size:,} bytes)" in line and "(917,504 bytes)" in line and "stm32f405" in line
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.jsonl"))

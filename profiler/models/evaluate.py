@@ -182,6 +182,56 @@ def evaluate(model: TpmModel, text: str, weights: FloatWeights | None = None,
 
 
 def default_reference(model_path: Path) -> Path | None:
-    """`NAME-fp32.bin` beside a model `NAME.tpm` (as the bundled demo ships), if it exists."""
-    candidate = model_path.with_name(f"{model_path.stem}-fp32.bin")
-    return candidate if candidate.is_file() else None
+    """`NAME-fp32.bin` beside a model `NAME.tpm` or `NAME-int4.tpm` (as the bundled demo ships), if it exists."""
+    stem = model_path.stem
+    for name in (stem, stem.removesuffix("-int4").removesuffix("-int8")):
+        candidate = model_path.with_name(f"{name}-fp32.bin")
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# A short held-out story (not from the training grammar's seeds) for `run --check-quality`.
+DEFAULT_QUALITY_TEXT = (
+    "Once upon a time, there was a little girl named Lily. She had a red ball. She loved her ball very much. "
+    "One day, Lily went to the park with her mom. She played with the ball all day. The sun was warm. "
+    "But then, the ball was gone! Lily was very sad."
+)
+
+
+@dataclass(frozen=True)
+class QualityCheck:
+    """What `run --check-quality` found for the logits the board computed on one short text."""
+
+    tokens: list[int]  # the text's tokens; logits of positions 0..n-2 predict tokens 1..n-1
+    report: QualityReport
+    logits_match_reference: bool
+    first_mismatch: int | None  # position where the board's logits first differ from the host reference
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary's `quality` field."""
+        return {**self.report.to_dict(), "logits_match_reference": self.logits_match_reference,
+                "first_mismatch_position": self.first_mismatch, "text_tokens": len(self.tokens)}
+
+
+def quality_tokens(model: TpmModel, text: str | None) -> list[int]:
+    """The tokens `run --check-quality` sends: BOS, then the text, cut to the model's context."""
+    if model.tokenizer is None:
+        raise ModelError("the model has no tokenizer block; re-convert it with its tokenizer")
+    tokens = model.tokenizer.encode(" ".join((text or DEFAULT_QUALITY_TEXT).split()), bos=True)
+    tokens = tokens[:model.config.seq_len]
+    if len(tokens) < 2:
+        raise ConfigError("the --quality-text gives fewer than 2 tokens; pass a longer text")
+    return tokens
+
+
+def check_device_logits(model: TpmModel, weights: FloatWeights, tokens: Sequence[int],
+                        device_logits: np.ndarray) -> QualityCheck:
+    """Compare the board's logits for `tokens` with the host reference (bit for bit) and the
+    float32 model (quantization error); `device_logits` is (len(tokens), vocab) float32."""
+    host = Reference(model).sequence_logits(list(tokens))
+    same = np.all(host.view(np.uint32) == np.asarray(device_logits, dtype=np.float32).view(np.uint32), axis=-1)
+    first = None if bool(same.all()) else int(np.argmin(same))
+    acc = QualityAccumulator(model.config.quant)
+    acc.add(list(tokens[1:]), np.asarray(device_logits, dtype=np.float32), float_logits(weights, tokens))
+    return QualityCheck(list(tokens), acc.report(), first is None, first)
