@@ -29,9 +29,11 @@ def open_serial(url: str, baudrate: int, connect_timeout_s: float = 0.0) -> seri
     """
     deadline = time.monotonic() + connect_timeout_s
     is_url = "://" in url
-    given = url
-    if given in _IGNORE_SET_CONTROL:
-        url = _ignore_set_control(given)
+    if url.startswith("rfc2217://") and "ign_set_control" not in url:
+        # The profiler never drives DTR/RTS over RFC2217 (esptool resets ESP32s on its own connection), and
+        # ser2net serving a pty (an emulated board, labgrid's RawSerialPort) never answers a modem-line
+        # change, which would cost pyserial's 3 s wait on every open: leave the lines as ser2net set them.
+        url += ("&" if "?" in url else "?") + "ign_set_control"
     while True:
         try:
             port = serial.serial_for_url(url, do_not_open=True, baudrate=baudrate, timeout=_POLL_S)
@@ -40,26 +42,12 @@ def open_serial(url: str, baudrate: int, connect_timeout_s: float = 0.0) -> seri
             port.open()
             return port
         except (serial.SerialException, OSError) as exc:
-            if url.startswith("rfc2217://") and "option 'control'" in str(exc) and "ign_set_control" not in url:
-                # ser2net serving a pty (an emulated board, labgrid's RawSerialPort) cannot set DTR/RTS and
-                # never acknowledges it; pyserial's `ign_set_control` leaves the modem lines as ser2net set them.
-                url = _ignore_set_control(given)
-                _IGNORE_SET_CONTROL.add(given)
-                time.sleep(0.2)  # let the server finish closing the first connection
-                continue
             if time.monotonic() >= deadline:
                 raise LinkError(
                     f"cannot open {url}: {exc}; check the port name, cable and permissions "
                     "(dialout group)"
                 ) from exc
             time.sleep(0.05)
-
-
-_IGNORE_SET_CONTROL: set[str] = set()  # RFC2217 URLs whose server never answered SET_CONTROL
-
-
-def _ignore_set_control(url: str) -> str:
-    return url + ("&" if "?" in url else "?") + "ign_set_control"
 
 
 @dataclass
