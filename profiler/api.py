@@ -22,11 +22,11 @@ from profiler.models.fit import check_fit
 from profiler.models.format import TpmModel, read_header
 from profiler.models.reference import Reference
 from profiler.placement import place
-from profiler.power import open_meter
+from profiler.power import open_meter, parse_spec
 from profiler.session import ModelHandle, RunSettings, Session, Target
 from profiler.sinks import Sink
 from profiler.sinks.jsonl import JsonlSink
-from profiler.telemetry import MeterPower, ModelPower, PowerSource, board_models
+from profiler.telemetry import InaPower, MeterPower, ModelPower, PowerSource, board_models
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 DEFAULT_PROMPT = "Once upon a time"
@@ -114,7 +114,11 @@ def power_source(spec: str | None, board: BoardProfile, emulate: bool) -> PowerS
         if models is None:
             raise ConfigError(f"{board.name} has no power model; pass --power with a meter")
         return ModelPower(*models, supply_mv=board.supply_mv)
-    return MeterPower(open_meter(spec), supply_mv=board.supply_mv)
+    parsed = parse_spec(spec)
+    if parsed.kind in ("ina219", "ina226"):
+        period = parsed.int_option("period_us", 100, 1_000_000) or 0
+        return InaPower(parsed.kind, emulated=emulate, sample_period_us=period)
+    return MeterPower(open_meter(parsed), supply_mv=board.supply_mv)
 
 
 def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = None) -> tuple[Session, Path]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from profiler.errors import Interrupted, ProfilerError
 from profiler.protocol import Done, MemorySample, PhaseMark, Token
@@ -37,6 +37,7 @@ class RepetitionEvents:
     done: Done | None = None
     frames_missing: int = 0
     utilization: float | None = None  # share of decode ticks the CPU computed (CPU frames), if reported
+    device_telemetry: list[Any] = field(default_factory=list)  # CPU, TEMP and POWER frames, in order
     record: RepetitionRecord | None = None
 
     def ms_between(self, start_ticks: int, end_ticks: int) -> float:

@@ -38,16 +38,22 @@ from profiler.measure import RepetitionEvents, summarise_repetition, summarise_s
 from profiler.protocol import (
     MODEL_STATUS_TEXT,
     PROTOCOL_VERSION,
+    Capability,
+    CpuUsage,
     DeviceError,
     Done,
     Hello,
     Log,
+    Logits,
     MemorySample,
     ModelStatus,
     MsgType,
     Phase,
     PhaseMark,
+    PowerReading,
+    Temperature,
     Token,
+    eval_payload,
     run_payload,
 )
 from profiler.records import (
@@ -61,7 +67,13 @@ from profiler.records import (
     TokenRecord,
 )
 from profiler.sinks import Sink
-from profiler.telemetry import PowerSource, summary_energy, with_telemetry
+from profiler.telemetry import (
+    PowerSource,
+    device_telemetry,
+    over_temperature,
+    summary_telemetry,
+    with_telemetry,
+)
 from profiler.transport import SerialLink, open_serial
 
 HELLO_TIMEOUT_S = 20.0
@@ -80,6 +92,7 @@ class RunSettings:
     warmup: int
     temperature: float
     seed: int
+    quality_tokens: tuple[int, ...] = ()  # run --check-quality: the text's tokens, BOS first
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,8 @@ class ModelHandle:
     quantization: str
     token_bytes: Callable[[int, int], bytes]
     reference_tokens: Callable[[Sequence[int], int, float, int], list[int]]
+    # run --check-quality: (tokens, the board's logits per position) -> a QualityCheck
+    quality_check: Callable[[list[int], list[list[float]]], Any] | None = None
 
 
 @dataclass
@@ -126,6 +141,7 @@ class Session:
     _emulator: QemuBoard | None = None
     _link: SerialLink | None = None
     _hello: Hello | None = None
+    _quality: Any = None
     _started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     # -- records -----------------------------------------------------------
@@ -211,6 +227,7 @@ class Session:
         try:
             self._connect()
             reps = self._repetitions()
+            self._check_quality()
         except KeyboardInterrupt:
             failure = Interrupted("interrupted by the user (Ctrl-C); partial results are in the file")
         except ProfilerError as exc:
@@ -241,9 +258,10 @@ class Session:
                 flash_used_bytes=fw.flash_used_bytes if fw else None,
                 model_bytes=self.model.size_bytes,
             )
-            if self.target.power is not None:
-                records = [r.record for r in reps if r.record is not None]
-                summary = dataclasses.replace(summary, **summary_energy(records, self.target.power))
+            records = [r.record for r in reps if r.record is not None]
+            summary = dataclasses.replace(
+                summary, **summary_telemetry(records, self.target.power, emulated=self.target.emulate))
+            summary = self._with_quality(summary)
             if failure is not None:
                 self._emit(ErrorRecord(
                     kind=_failure_kind(failure), message=str(failure),
@@ -398,7 +416,9 @@ class Session:
         arrived_ns: dict[PhaseMark, int] = {PhaseMark.PREFILL_START: time.time_ns()}
         lost_before = self._link.decoder.frames_lost + self._link.decoder.frames_corrupt
         self._phase_name = "prefill"
-        self._link.send(MsgType.RUN, run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens)))
+        flags, period_us = self.target.power.run_flags() if self.target.power else (None, 0)
+        self._link.send(MsgType.RUN, run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens),
+                                                 flags=flags, sample_period_us=period_us))
         prev = s.prompt_tokens[-1]
         # Byte-fallback tokens can split one UTF-8 character across tokens.
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -429,6 +449,8 @@ class Session:
                     "kv_cache_bytes": event.kv_cache_bytes,
                     "peak_ram_bytes": event.static_ram_bytes + event.arena_used_bytes + event.stack_peak_bytes,
                 }))  # fmt: skip
+            elif isinstance(event, CpuUsage | Temperature | PowerReading):
+                events.device_telemetry.append(event)
             elif isinstance(event, Done):
                 events.done = event
                 break
@@ -446,13 +468,55 @@ class Session:
                     device_ms=events.ms_between(events.phases[start], events.phases[end]),
                     start_ticks=events.phases[start], end_ticks=events.phases[end],
                 ))  # fmt: skip
+        record, extra = device_telemetry(record, events, emulated=self.target.emulate)
         if self.target.power is not None:
-            record, extra = with_telemetry(record, self.target.power, events)
-            for item in extra:
-                self._emit(item)
+            record, more = with_telemetry(record, self.target.power, events)
+            extra += more
+        for item in [*extra, *over_temperature(record)]:
+            self._emit(item)
         self._emit(record)
         events.record = record
         return events
+
+    # -- quality check (run --check-quality) ----------------------------------
+
+    def _check_quality(self) -> None:
+        """The board's logits for a short text (EVAL), against the host reference and the fp32 model."""
+        tokens = list(self.settings.quality_tokens)
+        if not tokens or self.model.quality_check is None:
+            return
+        assert self._link is not None and self._hello is not None
+        if not self._hello.capabilities & Capability.EVAL:
+            raise FirmwareError("the board's firmware cannot send its logits (no EVAL capability); "
+                                "flash the firmware of this profiler or drop --check-quality")
+        with self._phase("quality"):
+            rep = 0xFFFF  # never a repetition number
+            self._link.send(MsgType.EVAL, eval_payload(rep, tokens))
+            slices: dict[tuple[int, int], tuple[float, ...]] = {}
+            for event in self._events(EVENT_TIMEOUT_S, "the board's logits"):
+                if isinstance(event, Logits) and event.rep == rep:
+                    slices[(event.pos, event.offset)] = event.values
+                elif isinstance(event, Done) and event.rep == rep:
+                    break
+            rows = [[v for (pos, _), values in sorted(slices.items()) if pos == p for v in values]
+                    for p in range(len(tokens))]
+            if len({len(row) for row in rows}) != 1 or not rows[0]:
+                raise ProtocolError(f"the board sent incomplete logits for {len(tokens)} positions; "
+                                    "rebuild the firmware and check the link")
+            self._quality = self.model.quality_check(tokens, rows)
+
+    def _with_quality(self, summary: SummaryRecord) -> SummaryRecord:
+        """The summary with the quality check's figures; logits unlike the host's make it invalid."""
+        check = self._quality
+        if check is None:
+            return summary
+        changes: dict[str, Any] = {"quality": check.to_dict(),
+                                   "quantization_error_rate": check.report.quantization_error_rate}
+        if not check.logits_match_reference:
+            changes.update(valid=False, status="invalid" if summary.status == "ok" else summary.status,
+                           reasons=[*summary.reasons, f"quality check: the board's logits differ from the host "
+                                    f"reference at position {check.first_mismatch}"])
+        return dataclasses.replace(summary, **changes)
 
     def _teardown(self) -> None:
         with self._phase("teardown"):

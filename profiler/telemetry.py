@@ -31,8 +31,16 @@ from profiler.emulated_telemetry import EmulatedBoardModel, Interval, PowerModel
 from profiler.errors import LinkTimeout
 from profiler.measure import RepetitionEvents
 from profiler.power import PowerBatch, PowerMeter, PowerSample
-from profiler.power.energy import TickMap, TokenEnergy, drop_reason, energy_mj, energy_per_token, sync_windows
-from profiler.protocol import PhaseMark
+from profiler.power.energy import (
+    MAX_DROP_FRACTION,
+    TickMap,
+    TokenEnergy,
+    drop_reason,
+    energy_mj,
+    energy_per_token,
+    sync_windows,
+)
+from profiler.protocol import RUN_FLAG_POWER, CpuPhase, CpuUsage, PhaseMark, PowerReading, Temperature
 from profiler.records import EventRecord, Record, RepetitionRecord, SampleRecord
 from profiler.stats import median
 
@@ -70,6 +78,10 @@ class PowerSource(ABC):
     def dropped(self) -> int | None:
         """Samples lost so far, for sources that can lose any."""
         return None
+
+    def run_flags(self) -> tuple[int | None, int]:
+        """RUN's optional flags and sample period (µs) this source needs from the board."""
+        return None, 0
 
     def stop(self) -> None:  # noqa: B027 - most sources have nothing to release
         """The session is over."""
@@ -158,6 +170,85 @@ class MeterPower(PowerSource):
             self.meter.close()
 
 
+class InaPower(PowerSource):
+    """The board's own INA219/INA226, read by the firmware and sent as POWER frames (device clock).
+
+    On emulated boards the firmware's INA driver reads a register-level stand-in
+    whose current comes from the board power model, so the source is named so.
+    """
+
+    def __init__(self, chip: str, emulated: bool, sample_period_us: int = 0) -> None:
+        self.source = f"{chip}-standin" if emulated else chip
+        self.sample_period_us = sample_period_us
+        self._dropped = 0
+        self._received = 0
+
+    def run_flags(self) -> tuple[int | None, int]:
+        return RUN_FLAG_POWER, self.sample_period_us
+
+    def batch_for(self, events: RepetitionEvents) -> tuple[PowerBatch, TickMap]:
+        readings = [e for e in events.device_telemetry if isinstance(e, PowerReading)]
+        self._received += len(readings)
+        self._dropped += sum(r.dropped for r in readings)
+        if len(readings) < 2:
+            raise LinkTimeout("the board sent fewer than two POWER samples; check the INA wiring and its I2C address")
+        clock = self.device_clock()
+        samples = [PowerSample(clock.meter_s(r.ticks).item(), r.current_ua / 1e6, r.bus_mv / 1e3) for r in readings]
+        # Samples come every period, so the repetition's ends fall between them: hold the
+        # nearest reading out to the prefill start and the decode end (zero-order hold).
+        first, last = samples[0], samples[-1]
+        start = clock.meter_s(events.phases.get(PhaseMark.PREFILL_START, readings[0].ticks)).item()
+        end = clock.meter_s(events.phases.get(PhaseMark.DECODE_END, readings[-1].ticks)).item()
+        if start < first.t_s:
+            samples.insert(0, PowerSample(start, first.current_a, first.voltage_v))
+        if end > last.t_s:
+            samples.append(PowerSample(end, last.current_a, last.voltage_v))
+        return PowerBatch.from_samples(samples), clock
+
+    def dropped(self) -> int | None:
+        return self._dropped
+
+    def drop_reason(self) -> str | None:
+        total = self._received + self._dropped
+        if total and self._dropped / total > MAX_DROP_FRACTION:
+            return f"board lost {self._dropped} of {total} INA samples (> {MAX_DROP_FRACTION:.1%})"
+        return None
+
+
+def device_telemetry(record: RepetitionRecord, events: RepetitionEvents, emulated: bool) -> tuple[
+        RepetitionRecord, list[Record]]:
+    """CPU and on-chip temperature samples the board sent; sets the repetition's utilization."""
+    out: list[Record] = []
+    cpu = {e.phase: e for e in events.device_telemetry if isinstance(e, CpuUsage)}
+    if cpu:
+        values: dict[str, float] = {}
+        for phase, usage in cpu.items():
+            name = CpuPhase(phase).name.lower()
+            values.update({f"{name}_busy_ticks": usage.busy_ticks, f"{name}_wait_ticks": usage.wait_ticks,
+                           f"{name}_utilization_percent": round(usage.utilization * 100, 4)})
+        if CpuPhase.DECODE in cpu:
+            events.utilization = cpu[CpuPhase.DECODE].utilization
+        end = events.phases.get(PhaseMark.DECODE_END, events.tokens[-1].ticks if events.tokens else 0)
+        out.append(SampleRecord(kind="cpu", repetition=events.rep, warmup=events.warmup, ticks=end, values=values))
+    if emulated:  # QEMU's ADC returns synthetic values: emulated boards use the thermal model instead
+        return record, out
+    temps = [t for t in events.device_telemetry if isinstance(t, Temperature)]
+    out += [SampleRecord(kind="temperature", repetition=events.rep, warmup=events.warmup, ticks=t.ticks,
+                         values={"temp_c": t.celsius}, source="device") for t in temps]
+    if temps:
+        record = dataclasses.replace(record, max_temp_c=max(t.celsius for t in temps))
+    return record, out
+
+
+def over_temperature(record: RepetitionRecord) -> list[Record]:
+    """An event when the repetition ran hotter than the limit."""
+    if record.max_temp_c is None or record.max_temp_c <= OVER_TEMPERATURE_C:
+        return []
+    return [EventRecord(kind="over_temperature", repetition=record.repetition, message=(
+        f"board reached {record.max_temp_c:.1f} °C (> {OVER_TEMPERATURE_C:.0f} °C): figures may include "
+        "throttling; cool the board"))]
+
+
 def repetition_telemetry(source: PowerSource, events: RepetitionEvents) -> RepetitionTelemetry:
     """Energy per token and JSONL samples of one repetition."""
     out = RepetitionTelemetry()
@@ -211,10 +302,6 @@ def with_telemetry(record: RepetitionRecord, source: PowerSource, events: Repeti
     """The repetition record with its energy and temperature, and the records to write before it."""
     result = repetition_telemetry(source, events)
     extra: list[Record] = list(result.samples)
-    if result.max_temp_c is not None and result.max_temp_c > OVER_TEMPERATURE_C:
-        extra.append(EventRecord(kind="over_temperature", repetition=events.rep, message=(
-            f"board reached {result.max_temp_c:.1f} °C (> {OVER_TEMPERATURE_C:.0f} °C): figures may include "
-            "throttling; cool the board")))
     energy = result.energy
     return dataclasses.replace(
         record,
@@ -222,14 +309,22 @@ def with_telemetry(record: RepetitionRecord, source: PowerSource, events: Repeti
         prefill_energy_mj=energy.prefill_mj if energy else None,
         avg_power_mw=energy.avg_power_mw if energy else None,
         peak_power_mw=energy.peak_power_mw if energy else None,
-        max_temp_c=result.max_temp_c,
+        max_temp_c=result.max_temp_c if result.max_temp_c is not None else record.max_temp_c,
         energy_reasons=result.reasons,
     ), extra
 
 
-def summary_energy(records: list[RepetitionRecord], source: PowerSource) -> dict[str, Any]:
-    """Summary fields: medians over measured repetitions, peaks over all; invalid when samples were lost."""
+def summary_telemetry(records: list[RepetitionRecord], source: PowerSource | None, emulated: bool) -> dict[str, Any]:
+    """Summary fields: medians over measured repetitions, peaks over all; energy invalid when samples were lost."""
     measured = [r for r in records if not r.warmup and r.valid]
+    temps = [r.max_temp_c for r in records if r.max_temp_c is not None]
+    fields: dict[str, Any] = {
+        "max_temp_c": max(temps) if temps else None,
+        "temperature_source": ("model" if isinstance(source, ModelPower) else None if emulated or not temps
+                               else "device"),
+    }
+    if source is None:
+        return fields
     reasons = [f"repetition {r.repetition}: {why}" for r in measured for why in r.energy_reasons]
     lost = source.drop_reason()
     if lost:
@@ -238,16 +333,14 @@ def summary_energy(records: list[RepetitionRecord], source: PowerSource) -> dict
     if not per_token and not reasons:
         reasons.append("no repetition has energy figures")
     valid = not reasons
-    temps = [r.max_temp_c for r in measured if r.max_temp_c is not None]
     peaks = [r.peak_power_mw for r in measured if r.peak_power_mw is not None]
     power = [r.avg_power_mw for r in measured if r.avg_power_mw is not None]
     return {
+        **fields,
         "energy_mj_per_token": median(per_token) if valid else None,
         "avg_power_mw": median(power) if valid else None,
         "peak_power_mw": max(peaks) if valid and peaks else None,
-        "max_temp_c": max(temps) if temps else None,
         "power_source": source.source,
-        "temperature_source": "model" if isinstance(source, ModelPower) else None,
         "energy_valid": valid,
         "energy_reasons": reasons,
         "power_samples_dropped": source.dropped(),

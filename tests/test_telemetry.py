@@ -51,7 +51,9 @@ def test_emulated_run_has_memory_power_temperature_and_energy(tmp_path: Path, fi
     summary = json.loads(result.stdout)
     records = _session_file(tmp_path)
     sources = {(r["kind"], r["source"]) for r in records if r["type"] == "sample"}
-    assert sources == {("memory", "device"), ("power", "model"), ("temperature", "model")}
+    assert sources == {("memory", "device"), ("cpu", "device"), ("power", "model"), ("temperature", "model")}
+    cpu = [r["values"] for r in records if r["type"] == "sample" and r["kind"] == "cpu"]
+    assert all(c["decode_busy_ticks"] > 0 and 0 < c["decode_utilization_percent"] <= 100 for c in cpu)
     assert summary["peak_ram_bytes"] <= summary["ram_total_bytes"]
     assert summary["power_source"] == "model" and summary["energy_valid"] is True
     # The model draws the STM32F405's run power throughout, so energy per token is power x decode time.
@@ -59,6 +61,20 @@ def test_emulated_run_has_memory_power_temperature_and_energy(tmp_path: Path, fi
     assert summary["avg_power_mw"] == pytest.approx(132.0)
     assert summary["energy_mj_per_token"] == pytest.approx(132.0 * decode_s, rel=0.05)
     assert 25.0 < summary["max_temp_c"] < 85.0
+
+
+@pytest.mark.qemu
+def test_ina226_read_by_the_emulated_firmware_gives_energy(tmp_path: Path, firmware_image: object) -> None:
+    session, path = plan_run(RunOptions(device="stm32", model="demo", out=tmp_path, emulate=True, power="ina226"))
+    summary = session.run()
+    records = read_jsonl(path)
+    power = [r for r in records if r["type"] == "sample" and r["kind"] == "power"]
+    assert power and {r["source"] for r in power} == {"ina226-standin"}
+    assert summary.power_source == "ina226-standin" and summary.energy_valid, summary.energy_reasons
+    assert summary.power_samples_dropped == 0
+    # The stand-in's current comes from the board model: 132 mW while computing.
+    assert summary.avg_power_mw == pytest.approx(132.0, rel=0.01)
+    assert summary.energy_mj_per_token == pytest.approx(132.0 * summary.token_latency_ms_p50 / 1e3, rel=0.05)
 
 
 @pytest.mark.qemu

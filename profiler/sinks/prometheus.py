@@ -60,6 +60,7 @@ class Metrics:
     device_memory: Gauge
     power: Gauge
     temperature: Gauge
+    cpu: Gauge
     quantization_error: Gauge
     last_success: Gauge
     valid: Gauge
@@ -91,6 +92,8 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         power=Gauge("device_power_consumption_mw", "Average board power during decode", _DEVICE_LABELS,
                     registry=registry),
         temperature=Gauge("device_temperature_celsius", "Board temperature", _DEVICE_LABELS, registry=registry),
+        cpu=Gauge("device_cpu_utilization_percent", "Share of device ticks the CPU computed, by phase",
+                  (*_DEVICE_LABELS, "phase"), registry=registry),
         quantization_error=Gauge("quantization_error_rate", "Top-1 disagreement with the fp32 reference",
                                  _MODEL_LABELS, registry=registry),
         last_success=Gauge("profiling_last_success_timestamp_seconds", "Unix time of the last valid session",
@@ -191,6 +194,10 @@ class PrometheusSink:
             self.metrics.power.labels(**self._device).set(values["power_mw"])
         elif record.kind == "temperature" and "temp_c" in values:
             self.metrics.temperature.labels(**self._device).set(values["temp_c"])
+        elif record.kind == "cpu":
+            for phase in ("prefill", "decode"):
+                if f"{phase}_utilization_percent" in values:
+                    self.metrics.cpu.labels(**self._device, phase=phase).set(values[f"{phase}_utilization_percent"])
 
     def _summary(self, s: SummaryRecord) -> None:
         m, labels = self.metrics, self._labels
@@ -209,6 +216,8 @@ class PrometheusSink:
                 gauge.set(value)
         if s.arena_used_bytes is not None:
             m.model_memory_kb.labels(**labels).set(s.arena_used_bytes / 1024)
+        if s.quantization_error_rate is not None:
+            m.quantization_error.labels(**labels).set(s.quantization_error_rate)
         if s.valid:
             m.last_success.labels(**self._device).set(time.time())
             self._succeeded = True
