@@ -7,6 +7,7 @@ clear line, not a QEMU boot.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import zlib
 from collections.abc import Callable, Sequence
@@ -49,6 +50,9 @@ class RunOptions:
     port: str | None = None
     flash: bool = True
     extra_sinks: Sequence[Sink] = field(default_factory=tuple)
+    check_quality: bool = False  # the board's logits on a short text against the fp32 model
+    quality_reference: Path | None = None  # the fp32 model; default NAME-fp32.bin beside the model
+    quality_text: str | None = None  # default: a short built-in story
     board: str | None = None  # a bench board from the hardware map
     hardware_map: Path | None = None
     flasher: str | None = None
@@ -139,6 +143,12 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
             f"{len(prompt_tokens) + options.tokens - 1}, but {handle.name} has seq_len {cfg.seq_len}; "
             "use a shorter prompt or fewer --tokens"
         )
+    quality_tokens: tuple[int, ...] = ()
+    if options.check_quality:
+        from profiler.models.evaluate import plan_quality_check
+
+        quality_tokens, check = plan_quality_check(model, path, options.quality_reference, options.quality_text)
+        handle = dataclasses.replace(handle, quality_check=check)
     firmware = adapter.firmware(board) if (emulate or options.flash) else None
     if emulate:
         assert firmware is not None
@@ -157,6 +167,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
         warmup=options.warmup,
         temperature=options.temperature,
         seed=options.seed,
+        quality_tokens=quality_tokens,
     )
     target = Target(board=board, adapter=adapter, firmware=firmware, emulate=emulate,
                     port=port, flash=options.flash, power=power_source(options.power, board, emulate))

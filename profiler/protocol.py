@@ -38,9 +38,11 @@ class MsgType(IntEnum):
     CPU = 0x09
     TEMP = 0x0A
     POWER = 0x0B
+    LOGITS = 0x0C
     PING = 0x81
     RUN = 0x82
     HELLO_REQ = 0x83
+    EVAL = 0x84
 
 
 class PhaseMark(IntEnum):
@@ -59,6 +61,7 @@ class Capability(IntFlag):
     SEEDED_SAMPLING = 1 << 1
     MEM_SAMPLES = 1 << 2
     INT4 = 1 << 3
+    EVAL = 1 << 4
     CPU_SAMPLES = 1 << 8
     TEMP_SENSOR = 1 << 9
     INA = 1 << 10
@@ -348,7 +351,18 @@ class PowerReading:
     chip: int
 
 
-Event = Hello | Token | Phase | MemorySample | Done | DeviceError | Pong | Log | CpuUsage | Temperature | PowerReading
+@dataclass(frozen=True)
+class Logits:
+    """A slice of one position's logits, answering EVAL."""
+
+    rep: int
+    pos: int
+    offset: int
+    values: tuple[float, ...]  # float32 values, exactly as the board computed them
+
+
+Event = (Hello | Token | Phase | MemorySample | Done | DeviceError | Pong | Log | CpuUsage | Temperature | PowerReading
+         | Logits)
 
 _HELLO_FIXED = struct.Struct("<BBHIIIIIIIIIIIB")
 _HELLO_NUMERIC = [f.name for f in fields(Hello)][:-2]  # all but firmware_id and board
@@ -363,6 +377,8 @@ _RUN_EXT = struct.Struct("<BH")
 _CPU = struct.Struct("<HBBQQ")
 _TEMP = struct.Struct("<HHQiB")
 _POWER = struct.Struct("<HHQIiIB")
+_LOGITS = struct.Struct("<HHHH")
+_EVAL = struct.Struct("<HH")
 
 
 def _read_str(payload: bytes, offset: int) -> tuple[str, int]:
@@ -428,6 +444,14 @@ def parse_event(frame: Frame) -> Event:
         return Temperature(*_unpack(_TEMP, frame))
     if kind == MsgType.POWER:
         return PowerReading(*_unpack(_POWER, frame))
+    if kind == MsgType.LOGITS:
+        if len(frame.payload) < _LOGITS.size:
+            raise ProtocolError("LOGITS frame too short")
+        rep, pos, offset, count = _LOGITS.unpack_from(frame.payload)
+        if len(frame.payload) != _LOGITS.size + 4 * count:
+            raise ProtocolError(f"LOGITS frame holds {len(frame.payload)} bytes for {count} values")
+        values = struct.unpack_from(f"<{count}f", frame.payload, _LOGITS.size)
+        return Logits(rep, pos, offset, values)
     raise ProtocolError(f"unknown message type 0x{kind:02x} from the board")
 
 
@@ -457,6 +481,11 @@ def run_payload(
     if flags is not None:
         payload += _RUN_EXT.pack(flags, sample_period_us)
     return payload
+
+
+def eval_payload(rep: int, tokens: list[int]) -> bytes:
+    """Payload of EVAL: the forward pass over `tokens` at positions 0.., logits back."""
+    return _EVAL.pack(rep, len(tokens)) + struct.pack(f"<{len(tokens)}H", *tokens)
 
 
 def ping_payload(nonce: int) -> bytes:

@@ -195,3 +195,5 @@ class SummaryRecord(Record):
     host_ms: dict[str, float] = field(default_factory=dict)
     device_ms: float | None = None
     text: str = ""
+    quality: dict[str, Any] | None = None  # run --check-quality: the board's logits against fp32
+    quantization_error_rate: float | None = None  # 1 - top-1 agreement with fp32, from `quality`

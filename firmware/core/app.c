@@ -343,6 +343,75 @@ static void handle_run(const uint8_t *p, size_t len) {
 }
 
 /* ----------------------------------------------------------------------------
+ * EVAL: u16 rep, u16 n, u16 tokens[n]. The forward pass over tokens at
+ * positions 0..n-1 (teacher forcing, no sampling), and every position's
+ * logits back in LOGITS frames (u16 rep, u16 pos, u16 offset, u16 count,
+ * f32 logits[count]), then DONE. The host compares them bit for bit with its
+ * reference and measures quantization error against the float model. */
+
+#define TP_LOGITS_PER_FRAME 64 /* 8 + 256 payload bytes: fits TX_PAYLOAD_MAX */
+
+static void handle_eval(const uint8_t *p, size_t len) {
+    Msg m = {{0}, 0};
+    if (len < 4 || len != 4u + 2u * tp_rd16(p + 2)) {
+        msg_add(&m, "EVAL payload must be 4 + 2*n bytes, got ");
+        msg_add_uint(&m, (uint32_t)len);
+        send_error(TP_ERR_BAD_LENGTH, &m);
+        return;
+    }
+    uint16_t rep = tp_rd16(p);
+    int n = tp_rd16(p + 2);
+    if (model.status != TP_MODEL_OK) {
+        msg_add(&m, "no usable model, model_status ");
+        msg_add_uint(&m, (uint32_t)model.status);
+        send_error(TP_ERR_NO_MODEL, &m);
+        return;
+    }
+    const Config *c = &transformer.config;
+    if (n > c->seq_len) {
+        msg_add(&m, "context overflow: EVAL of more tokens than seq_len ");
+        msg_add_uint(&m, (uint32_t)c->seq_len);
+        send_error(TP_ERR_CONTEXT_OVERFLOW, &m);
+        return;
+    }
+    int bad = n == 0;
+    for (int i = 0; i < n; i++) {
+        if (tp_rd16(p + 4 + 2 * i) >= c->vocab_size) bad = 1;
+    }
+    if (bad) {
+        msg_add(&m, "bad argument: EVAL needs at least one token, each < vocab_size ");
+        msg_add_uint(&m, (uint32_t)c->vocab_size);
+        send_error(TP_ERR_BAD_ARGUMENT, &m);
+        return;
+    }
+    for (int pos = 0; pos < n; pos++) {
+        const float *logits = tp_forward(&transformer, tp_rd16(p + 4 + 2 * pos), pos, 1);
+        for (int off = 0; off < c->vocab_size; off += TP_LOGITS_PER_FRAME) {
+            int count = c->vocab_size - off < TP_LOGITS_PER_FRAME ? c->vocab_size - off : TP_LOGITS_PER_FRAME;
+            TpWriter w;
+            tp_writer_init(&w, tx_payload, sizeof tx_payload);
+            tp_put_u16(&w, rep);
+            tp_put_u16(&w, (uint16_t)pos);
+            tp_put_u16(&w, (uint16_t)off);
+            tp_put_u16(&w, (uint16_t)count);
+            for (int j = 0; j < count; j++) {
+                union { float f; uint32_t u; } bits;
+                bits.f = logits[off + j];
+                tp_put_u32(&w, bits.u);
+            }
+            send_writer(TP_MSG_LOGITS, &w);
+        }
+    }
+    TpWriter w;
+    tp_writer_init(&w, tx_payload, sizeof tx_payload);
+    tp_put_u16(&w, rep);
+    tp_put_u16(&w, (uint16_t)n);
+    tp_put_u64(&w, port_ticks());
+    tp_put_u8(&w, 0);
+    send_writer(TP_MSG_DONE, &w);
+}
+
+/* ----------------------------------------------------------------------------
  * Command dispatch */
 
 static void handle_frame(uint8_t type, const uint8_t *p, size_t len) {
@@ -358,6 +427,9 @@ static void handle_frame(uint8_t type, const uint8_t *p, size_t len) {
         return;
     case TP_MSG_RUN:
         handle_run(p, len);
+        return;
+    case TP_MSG_EVAL:
+        handle_eval(p, len);
         return;
     default:
         msg_add(&m, "unknown command ");
@@ -390,7 +462,7 @@ void tp_app_boot(void) {
     const PortInfo *pi = port_info();
     tx_seq = 0;
     tp_decoder_init(&rx);
-    capabilities = (uint16_t)(TP_CAP_INT8 | TP_CAP_SEEDED_SAMPLING | TP_CAP_MEM_SAMPLES | TP_CAP_INT4 |
+    capabilities = (uint16_t)(TP_CAP_INT8 | TP_CAP_SEEDED_SAMPLING | TP_CAP_MEM_SAMPLES | TP_CAP_INT4 | TP_CAP_EVAL |
                               TP_CAP_CPU_SAMPLES | (pi->caps & (TP_CAP_TEMP_SENSOR | TP_CAP_SYNC_PIN)));
     port_sync_pin(0);
     if (tp_power_init() != 0) capabilities |= TP_CAP_INA;

@@ -36,6 +36,7 @@ enum {
     TP_MSG_CPU = 0x09,
     TP_MSG_TEMP = 0x0A,
     TP_MSG_POWER = 0x0B,
+    TP_MSG_LOGITS = 0x0C, /* EVAL's answer: one slice of one position's logits */
 };
 
 /* Host -> device message types. */
@@ -43,6 +44,7 @@ enum {
     TP_MSG_PING = 0x81,
     TP_MSG_RUN = 0x82,
     TP_MSG_HELLO_REQ = 0x83,
+    TP_MSG_EVAL = 0x84, /* teacher-forced forward pass, logits back (run --check-quality) */
 };
 
 /* PHASE values. */
@@ -67,6 +69,7 @@ enum {
 #define TP_CAP_SEEDED_SAMPLING (1u << 1)
 #define TP_CAP_MEM_SAMPLES (1u << 2)
 #define TP_CAP_INT4 (1u << 3)
+#define TP_CAP_EVAL (1u << 4) /* answers EVAL with LOGITS frames */
 /* Telemetry bits start at 8, leaving 4..7 to the forward pass. */
 #define TP_CAP_CPU_SAMPLES (1u << 8)  /* CPU frames after every RUN */
 #define TP_CAP_TEMP_SENSOR (1u << 9)  /* TEMP frames from an on-chip sensor */

@@ -12,7 +12,7 @@ KL(P_fp32 || P_quant) in nats, and the perplexity of both on the text's tokens.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -235,3 +235,23 @@ def check_device_logits(model: TpmModel, weights: FloatWeights, tokens: Sequence
     acc = QualityAccumulator(model.config.quant)
     acc.add(list(tokens[1:]), np.asarray(device_logits, dtype=np.float32), float_logits(weights, tokens))
     return QualityCheck(list(tokens), acc.report(), first is None, first)
+
+
+def plan_quality_check(model: TpmModel, model_path: Path, reference: Path | None, text: str | None
+                       ) -> tuple[tuple[int, ...], Callable[[list[int], list[list[float]]], QualityCheck]]:
+    """What `run --check-quality` needs before launch: the tokens to send and the check of the
+    board's answer. The float model is `reference`, else `NAME-fp32.bin` beside the model."""
+    ref_path = reference or default_reference(model_path)
+    if ref_path is None:
+        raise ConfigError(f"--check-quality needs the float model {model_path.name} came from; pass "
+                          "--quality-reference FP32_MODEL (a llama2.c .bin or a GGUF file)")
+    from profiler.models.convert import read_float_weights
+
+    weights = read_float_weights(ref_path)
+    check_pair(model, weights)
+    tokens = quality_tokens(model, text)
+
+    def check(sent: list[int], rows: list[list[float]]) -> QualityCheck:
+        return check_device_logits(model, weights, sent, np.asarray(rows, dtype=np.float32))
+
+    return tuple(tokens), check
