@@ -5,12 +5,12 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := make gcc qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi prometheus prometheus-pushgateway qemu-system-misc gcc-riscv64-unknown-elf
+APT_PACKAGES := make gcc qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi prometheus prometheus-pushgateway qemu-system-misc gcc-riscv64-unknown-elf ser2net
 DEMO_ARGS ?= --device stm32 --emulate --model demo --tokens 32 --repeat 5 --warmup 1
 
 COMPOSE := docker compose -f monitoring/docker-compose.monitoring.yml
 
-.PHONY: setup apt venv firmware demo test lint bench clean monitor-start monitor-stop monitor-dashboards
+.PHONY: setup apt venv lab-venv firmware demo test lint bench clean monitor-start monitor-stop monitor-dashboards
 
 setup: apt venv
 
@@ -34,6 +34,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
+# labgrid (coordinator, exporter, client) for tests/test_labgrid.py, in its own venv: labgrid brings
+# pyserial-labgrid, a fork that installs over pyserial's files. Users get it with the [lab] extra.
+LAB_VENV ?= .venv-lab
+lab-venv: $(LAB_VENV)/.installed
+
+$(LAB_VENV)/.installed:
+	@[ -x $(LAB_VENV)/bin/python ] || python3 -m venv $(LAB_VENV)
+	$(LAB_VENV)/bin/python -m pip install -q 'labgrid>=24'
+	@touch $@
+
 firmware: apt
 	$(MAKE) -C firmware PORT=stm32f4
 
@@ -43,8 +53,9 @@ demo: setup
 lint: venv
 	$(VENV)/bin/ruff check profiler platforms tests scripts benchmarks
 	$(VENV)/bin/mypy profiler platforms
+	$(VENV)/bin/actionlint .github/workflows/hil-benchmark.yml
 
-test: setup lint
+test: setup lint lab-venv
 	$(PY) -m pytest -q
 
 bench: setup

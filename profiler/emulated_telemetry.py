@@ -12,7 +12,10 @@ temperature are modelled, and every sample says so (`source: "model"`):
   `tau`, integrated exactly over each interval of constant power.
 
 Time is device time (ticks / timer_hz), so the samples line up with the token
-timeline by construction.
+timeline by construction. The session lays repetitions end to end on the
+model's clock: the gaps between them last, on QEMU, as long as the host takes
+to send the next command, and counting them would make two identical runs
+report different temperatures.
 """
 
 from __future__ import annotations

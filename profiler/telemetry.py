@@ -99,16 +99,23 @@ class ModelPower(PowerSource):
     def __init__(self, power: PowerModel, thermal: ThermalModel, supply_mv: int) -> None:
         self.model = EmulatedBoardModel(power, thermal, period_s=0.001)
         self.supply_v = supply_mv / 1000.0
-        self.temperatures: list[tuple[float, float]] = []
+        self.temperatures: list[tuple[int, float]] = []  # (device ticks, modelled temperature)
+        self._model_s = 0.0  # the model's clock: device time of the repetitions so far, end to end
 
     def batch_for(self, events: RepetitionEvents) -> tuple[PowerBatch, TickMap]:
-        clock = self.device_clock()
         marks = events.phases
-        start = clock.meter_s(marks[PhaseMark.PREFILL_START]).item()
-        end = clock.meter_s(marks.get(PhaseMark.DECODE_END, events.tokens[-1].ticks)).item()
+        start_ticks = marks[PhaseMark.PREFILL_START]
+        end_ticks = marks.get(PhaseMark.DECODE_END, events.tokens[-1].ticks)
+        # Repetitions are laid end to end on the model's clock. On QEMU the gap between two of them
+        # lasts as long as the host takes to send the next command, so counting it would make the
+        # modelled temperature, and the rounding of absolute times, depend on the host.
+        clock = TickMap(origin_ticks=start_ticks, origin_s=self._model_s, seconds_per_tick=1.0 / self.timer_hz)
+        start = self._model_s
+        end = clock.meter_s(end_ticks).item()
+        self._model_s = end
         # Our firmware busy-polls the UART, so its CPU never sleeps: it draws run current throughout.
         samples = list(self.model.run([Interval(start, end, events.utilization or 1.0)]))
-        self.temperatures = [(s.t_s, s.temp_c) for s in samples]
+        self.temperatures = [(start_ticks + round((s.t_s - start) * self.timer_hz), s.temp_c) for s in samples]
         readings = [PowerSample(start, self.model.power.power_mw(1.0) / 1e3 / self.supply_v, self.supply_v)]
         readings += [PowerSample(s.t_s, s.power_mw / 1e3 / self.supply_v, self.supply_v) for s in samples]
         return PowerBatch.from_samples(readings), clock
@@ -267,8 +274,8 @@ def repetition_telemetry(source: PowerSource, events: RepetitionEvents) -> Repet
     if isinstance(source, ModelPower):
         out.samples += [
             SampleRecord(kind="temperature", repetition=events.rep, warmup=events.warmup,
-                         ticks=round(t * source.timer_hz), values={"temp_c": round(temp, 3)}, source="model")
-            for t, temp in source.temperatures[:: max(1, int(SAMPLE_PERIOD_S / source.model.period_s))]
+                         ticks=ticks, values={"temp_c": round(temp, 3)}, source="model")
+            for ticks, temp in source.temperatures[:: max(1, int(SAMPLE_PERIOD_S / source.model.period_s))]
         ]
         out.max_temp_c = max((temp for _, temp in source.temperatures), default=None)
     return out

@@ -108,7 +108,7 @@ def test_rfc2217_through_ser2net_gives_the_device_timed_figures_of_a_direct_run(
 
 
 def test_a_second_run_on_a_held_port_is_refused_naming_the_holder(rfc2217_url: str, tmp_path: Path) -> None:
-    session, jsonl = plan_run(RunOptions(device="stm32", model="demo", port=rfc2217_url, tokens=8, repeat=5,
+    session, _jsonl = plan_run(RunOptions(device="stm32", model="demo", port=rfc2217_url, tokens=8, repeat=5,
                                          out=tmp_path / "first"))
     try:
         second = _run("--device", "stm32", "--port", rfc2217_url, "--out", str(tmp_path / "second"))
