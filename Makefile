@@ -10,7 +10,7 @@ DEMO_ARGS ?= --device stm32 --emulate --model demo --tokens 32 --repeat 5 --warm
 
 COMPOSE := docker compose -f monitoring/docker-compose.monitoring.yml
 
-.PHONY: setup apt venv lab-venv firmware demo test lint bench clean monitor-start monitor-stop monitor-dashboards
+.PHONY: setup apt venv lab-venv firmware demo plan test lint bench clean monitor-start monitor-stop monitor-dashboards
 
 setup: apt venv
 
@@ -49,6 +49,13 @@ firmware: apt
 
 demo: setup
 	$(VENV)/bin/tiny-profiler run $(DEMO_ARGS)
+
+# A bench plan, as the CI benchmark job runs it: make plan PLAN=examples/plan-lab.toml PLAN_ARGS="--only c3-left"
+PLAN ?= examples/plan-emulated.toml
+PLAN_OUT ?= results/bench-$(shell date -u +%Y%m%dT%H%M%SZ)
+PLAN_ARGS ?=
+plan: setup
+	$(VENV)/bin/tiny-profiler bench $(PLAN) --out $(PLAN_OUT) $(PLAN_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check profiler platforms tests scripts benchmarks

@@ -216,8 +216,11 @@ def _board(path: Path, index: int, entry: Any) -> tuple[PlanBoard, dict[str, Any
     return board, {k: v for k, v in entry.items() if k in RUN_KEYS or k in MATRIX_KEYS}
 
 
-def load_plan(path: Path, only: list[str] | None = None) -> Plan:
-    """Read, check and expand a plan; `only` keeps the boards so named (or of those devices)."""
+def load_plan(path: Path, only: list[str] | None = None, hardware_map: Path | None = None) -> Plan:
+    """Read, check and expand a plan; `only` keeps the boards so named (or of those devices).
+
+    `hardware_map` replaces the plan's own: a lab runner keeps its map outside the repository.
+    """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -250,9 +253,13 @@ def load_plan(path: Path, only: list[str] | None = None) -> Plan:
         if not boards_and_overrides:
             raise ConfigError(f"plan {path}: --only {','.join(sorted(wanted))} matches no board; "
                               f"boards: {', '.join(names)}")
-    hardware_map = data.get("hardware_map")
-    plan = Plan(path=path, boards=[b for b, _ in boards_and_overrides],
-                hardware_map=(path.parent / hardware_map) if isinstance(hardware_map, str) else None,
+    planned_map = data.get("hardware_map")
+    if hardware_map is None and isinstance(planned_map, str):
+        hardware_map = path.parent / planned_map
+    if hardware_map is not None and not hardware_map.is_file():
+        raise ConfigError(f"plan {path}: hardware map {hardware_map} not found; draft one with "
+                          "`tiny-profiler devices --write-map FILE`")
+    plan = Plan(path=path, boards=[b for b, _ in boards_and_overrides], hardware_map=hardware_map,
                 coordinator=data.get("coordinator") if isinstance(data.get("coordinator"), str) else None)
     for board, overrides in boards_and_overrides:
         plan.sessions[board.name] = _expand(path, board, base, matrix, overrides)

@@ -105,9 +105,9 @@ class GateOptions:
 
 
 def bench(plan_path: Path, options: BenchOptions, only: list[str] | None, gate_options: GateOptions | None,
-          console: Console) -> int:
+          console: Console, hardware_map: Path | None = None) -> int:
     """Run a plan end to end; the exit code (0 all ok, 1 a session not ok or a regression, 130 interrupted)."""
-    plan = load_plan(plan_path, only)
+    plan = load_plan(plan_path, only, hardware_map)
     if gate_options is not None and not gate_options.baselines.is_dir():
         from profiler.errors import ConfigError
 

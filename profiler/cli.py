@@ -354,6 +354,11 @@ def bench(
         typer.Option(help="OTLP/HTTP base URL for spans (or OTEL_EXPORTER_OTLP_ENDPOINT)."),
     ] = None,
     strict_export: Annotated[bool, typer.Option(help="A session whose exporter fails fails (exit 11).")] = False,
+    hardware_map: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Hardware map for the plan's `board` entries, instead of the plan's own hardware_map.",
+                     envvar="TINY_PROFILER_HARDWARE_MAP"),
+    ] = None,
 ) -> None:
     """Run a plan: boards in parallel, sessions per board in order, summary.json/.md, optional regression gate."""
     import os
@@ -371,7 +376,7 @@ def bench(
         otlp_endpoint=otlp_endpoint, strict_export=strict_export,
     )
     gate = None if baseline is None else GateOptions(baseline, parse_threshold(threshold), alpha, fail_on_regression)
-    code = run_plan(plan, options, only.split(",") if only else None, gate, Console())
+    code = run_plan(plan, options, only.split(",") if only else None, gate, Console(), hardware_map)
     if code:
         raise typer.Exit(code)
 

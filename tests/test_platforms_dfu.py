@@ -42,11 +42,14 @@ def test_flash_writes_firmware_and_model_then_skips_them_and_starts_the_applicat
     device = FakeDfuSeDevice()
     firmware = elf_flash_image(firmware_image.elf, board.flash_base, board.flash_bytes)
     images = [firmware, FlashImage("model", board.model_addr, DEMO.read_bytes())]
-    regions = dfu_module.flash_images(DfuSe(device).open(), images, board.firmware_addr)
+    dfu = DfuSe(device).open()
+    regions = dfu_module.flash_images(dfu, images, board.firmware_addr)
     assert [r.written for r in regions] == [True, True]
     assert device.flash[: len(firmware.data)] == firmware.data
     assert device.flash[0x20000 : 0x20000 + DEMO.stat().st_size] == DEMO.read_bytes()
-    assert device.erased == [0x08000000, 0x08020000, 0x08040000, 0x08060000]
+    # Exactly the sectors the two images touch (sectors() is checked against fixed numbers above).
+    touched = dfu.sectors(firmware.address, len(firmware.data)) + dfu.sectors(board.model_addr, DEMO.stat().st_size)
+    assert device.erased == touched and touched[0] == 0x08000000 and 0x08020000 in touched
     assert device.started_at == 0x08000000
     written, requests = device.bytes_written, device.requests["DNLOAD"]
     device.erased.clear()
