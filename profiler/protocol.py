@@ -66,6 +66,7 @@ class Capability(IntFlag):
     TEMP_SENSOR = 1 << 9
     INA = 1 << 10
     SYNC_PIN = 1 << 11
+    EMULATOR = 1 << 12
 
 
 class CpuPhase(IntEnum):

@@ -144,6 +144,11 @@ class Session:
     _quality: Any = None
     _started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
+    @property
+    def emulated(self) -> bool:
+        """Launched on an emulator by us, or a board that says it runs on one (reached through a port)."""
+        return self.target.emulate or bool(self._hello and self._hello.capabilities & Capability.EMULATOR)
+
     # -- records -----------------------------------------------------------
 
     def _emit(self, record: Record) -> None:
@@ -180,7 +185,7 @@ class Session:
             model_sha256=self.model.sha256,
             model_crc32=f"{self.model.crc32:08x}",
             quantization=self.model.quantization,
-            emulated=self.target.emulate,
+            emulated=self.emulated,
             host=socket.gethostname(),
             prompt=self.settings.prompt,
             prompt_tokens=list(self.settings.prompt_tokens),
@@ -260,7 +265,7 @@ class Session:
             )
             records = [r.record for r in reps if r.record is not None]
             summary = dataclasses.replace(
-                summary, **summary_telemetry(records, self.target.power, emulated=self.target.emulate))
+                summary, **summary_telemetry(records, self.target.power, emulated=self.emulated))
             summary = self._with_quality(summary)
             if failure is not None:
                 self._emit(ErrorRecord(
@@ -468,7 +473,7 @@ class Session:
                     device_ms=events.ms_between(events.phases[start], events.phases[end]),
                     start_ticks=events.phases[start], end_ticks=events.phases[end],
                 ))  # fmt: skip
-        record, extra = device_telemetry(record, events, emulated=self.target.emulate)
+        record, extra = device_telemetry(record, events, emulated=self.emulated)
         if self.target.power is not None:
             record, more = with_telemetry(record, self.target.power, events)
             extra += more

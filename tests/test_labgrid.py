@@ -124,6 +124,7 @@ def test_run_on_a_place_acquires_profiles_over_rfc2217_and_releases(lab: str, tm
     (path,) = [p for p in tmp_path.glob("*.jsonl") if not p.name.endswith(".trace.jsonl")]
     header = json.loads(path.read_text().splitlines()[0])
     assert header["board"] == "stm32f405" and header["serial_url"].startswith("rfc2217://127.0.0.1:")
+    assert header["emulated"] is True  # a remote board, but its HELLO says it runs on QEMU
     assert _acquired_by(lab) == "None"  # released at teardown
 
 

@@ -102,7 +102,9 @@ def test_rfc2217_through_ser2net_gives_the_device_timed_figures_of_a_direct_run(
         assert a[key] == b[key], key
     (path,) = [p for p in (tmp_path / "remote").glob("*.jsonl") if not p.name.endswith(".trace.jsonl")]
     records = read_jsonl(path)
-    assert records[0]["serial_url"] == rfc2217_url and records[0]["emulated"] is False
+    # Reached through a port, yet recorded as emulated: the board's HELLO says it runs on QEMU.
+    assert records[0]["serial_url"] == rfc2217_url and records[0]["emulated"] is True
+    assert not [r for r in records if r["type"] == "sample" and r.get("kind") == "temperature"]  # QEMU's ADC is noise
     flash = next(r for r in records if r["type"] == "phase" and r["name"] == "flash")
     assert flash["detail"]["skipped"] is True and "already holds demo" in flash["detail"]["reason"]
 

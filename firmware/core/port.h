@@ -21,7 +21,7 @@ typedef struct {
     const uint8_t *model;        /* model region, read in place */
     uint32_t model_addr;         /* the same, as the board's bus address */
     uint32_t model_region_bytes;
-    uint16_t caps;               /* TP_CAP_TEMP_SENSOR, TP_CAP_SYNC_PIN where the port has them */
+    uint16_t caps;               /* TP_CAP_TEMP_SENSOR, TP_CAP_SYNC_PIN, TP_CAP_EMULATOR where they apply */
 } PortInfo;
 
 /* Brings up the UART and the timer (the port's startup may already have

@@ -75,6 +75,7 @@ enum {
 #define TP_CAP_TEMP_SENSOR (1u << 9)  /* TEMP frames from an on-chip sensor */
 #define TP_CAP_INA (1u << 10)         /* an INA219/INA226 answered: RUN may ask for POWER frames */
 #define TP_CAP_SYNC_PIN (1u << 11)    /* a GPIO marks the decode window */
+#define TP_CAP_EMULATOR (1u << 12)    /* the port found itself on an emulator, whoever launched it */
 
 /* CPU frame phases. */
 enum {

@@ -14,6 +14,7 @@
 #include "port.h"
 
 #include "ina226_standin.h"
+#include "protocol.h"
 #include "telemetry.h"
 #include "virt.h"
 
@@ -220,7 +221,7 @@ void port_init(void) {
     info.model = __model_start;
     info.model_addr = (uint32_t)(uintptr_t)__model_start;
     info.model_region_bytes = (uint32_t)(__model_end - __model_start);
-    info.caps = 0;
+    info.caps = TP_CAP_EMULATOR; /* the virt machine exists only in QEMU */
 
     set_mtimecmp(~(uint64_t)0);
     ina226_standin_init(&standin_board);

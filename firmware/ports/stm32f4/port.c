@@ -306,7 +306,7 @@ void port_init(void) {
     info.model = __model_start;
     info.model_addr = (uint32_t)(uintptr_t)__model_start;
     info.model_region_bytes = (uint32_t)(__model_end - __model_start);
-    info.caps = TP_CAP_TEMP_SENSOR | TP_CAP_SYNC_PIN;
+    info.caps = TP_CAP_TEMP_SENSOR | TP_CAP_SYNC_PIN | (on_qemu ? TP_CAP_EMULATOR : 0u);
 
     if (on_qemu) {
         ina226_standin_init(&standin_board);
