@@ -116,6 +116,10 @@ class PlatformAdapter(ABC):
         """An emulated board with firmware and model loaded where flashing puts them."""
         raise PlatformError(f"{board.name} has no emulator; {self.no_emulator_hint(board)}")
 
+    def can_emulate(self, board: BoardProfile) -> bool:
+        """Whether `emulate` can run this board on this machine."""
+        return board.qemu_machine is not None
+
     def no_emulator_hint(self, board: BoardProfile) -> str:
         """Why the board cannot be emulated here and what to do instead."""
         return "connect the board and pass --port"

@@ -35,13 +35,15 @@ import shutil
 import struct
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from platforms import esp_qemu
 from platforms.base import FlashOptions, FlashRegion, FlashReport, PlatformAdapter, log_report, register
 from platforms.boards import BoardProfile
 from platforms.images import FlashImage
+from profiler.emulator import QemuBoard
 from profiler.errors import FlashError, PlatformError, ToolMissing
 from profiler.firmware import FIRMWARE_DIR, FirmwareImage, Toolchain, cache_dir, ensure_firmware, inspect_elf
 
@@ -84,7 +86,7 @@ def partition_offset(table: bytes, label: str) -> tuple[int, int] | None:
 
 @register
 class Esp32Adapter(PlatformAdapter):
-    """Espressif chips through the esptool library; no emulator in Debian."""
+    """Espressif chips through the esptool library; emulated only on Espressif's QEMU fork (platforms.esp_qemu)."""
 
     family: ClassVar[str] = "esp32"
     toolchain: ClassVar[Toolchain] = Toolchain("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf")
@@ -272,20 +274,16 @@ class Esp32Adapter(PlatformAdapter):
 
     # -- emulation ----------------------------------------------------------
 
-    def no_emulator_hint(self, board: BoardProfile, which: Callable[[str], str | None] = shutil.which) -> str:
-        binary = "qemu-system-xtensa" if board.core.startswith("xtensa") else "qemu-system-riscv32"
-        path = which(binary)
-        if path and _has_machine(path, board.flash_target):
-            return (f"Espressif's QEMU fork is installed ({path}) but tiny-profiler does not drive it yet; "
-                    "connect the board and pass --port")
-        return (f"Debian's QEMU has no {board.flash_target} machine and Espressif's QEMU fork ({binary}) is "
-                "not on PATH: install it with ESP-IDF (idf_tools.py install qemu-xtensa qemu-riscv32), "
-                "or connect the board and pass --port")
+    def can_emulate(self, board: BoardProfile) -> bool:
+        return esp_qemu.find_fork(board) is not None
 
+    def emulate(self, board: BoardProfile, firmware_elf: Path, model: Path) -> QemuBoard:
+        """Espressif's QEMU fork, booting from a whole-flash image of what flashing would write."""
+        binary = esp_qemu.find_fork(board)
+        if binary is None:
+            raise PlatformError(f"{board.name} cannot be emulated: {esp_qemu.why_not(board)}")
+        images = self.images(board, firmware_elf, model)
+        return QemuBoard(esp_qemu.fork_spec(board, binary, images, cache_dir() / "esp-qemu"))
 
-def _has_machine(binary: str, machine: str) -> bool:
-    try:
-        result = subprocess.run([binary, "-M", "help"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return any(line.split()[:1] == [machine] for line in result.stdout.splitlines())
+    def no_emulator_hint(self, board: BoardProfile) -> str:
+        return esp_qemu.why_not(board)

@@ -38,10 +38,11 @@ class QemuSpec:
     binary: str
     debian_package: str
     machine: str
-    kernel: Path
+    kernel: Path | None  # None: the machine boots from its flash drive, as a ROM bootloader would
     loads: tuple[tuple[Path, int], ...] = ()
-    icount_shift: int = DEFAULT_ICOUNT_SHIFT
+    icount_shift: int | None = DEFAULT_ICOUNT_SHIFT  # None: no -icount (device time then follows the host)
     extra_args: tuple[str, ...] = ()
+    flash_drive: Path | None = None  # a whole-flash image, attached as the machine's SPI flash (if=mtd)
 
 
 def require_binary(binary: str, debian_package: str) -> str:
@@ -78,9 +79,13 @@ def qemu_command(spec: QemuSpec, binary_path: str, port: int, chardev: str | Non
         "-monitor", "none",
         "-chardev", chardev or f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=on",
         "-serial", "chardev:uart0",
-        "-kernel", str(spec.kernel),
-        "-icount", f"shift={spec.icount_shift},align=off,sleep=off",
     ]  # fmt: skip
+    if spec.kernel is not None:
+        args += ["-kernel", str(spec.kernel)]
+    if spec.flash_drive is not None:
+        args += ["-drive", f"file={spec.flash_drive},if=mtd,format=raw"]
+    if spec.icount_shift is not None:
+        args += ["-icount", f"shift={spec.icount_shift},align=off,sleep=off"]
     for path, addr in spec.loads:
         args += ["-device", f"loader,file={path},addr=0x{addr:08x},force-raw=on"]
     args += list(spec.extra_args)

@@ -56,9 +56,9 @@ def place(device: str | None, *, port: str | None = None, emulate: bool | None =
     if emulate and (port is not None or entry is not None):
         raise ConfigError(f"--emulate and {'--port' if port else '--board'} exclude each other; choose one")
     if emulate is None:
-        emulate = port is None and entry is None and board.qemu_machine is not None
+        emulate = port is None and entry is None and adapter.can_emulate(board)
     if emulate:
-        if board.qemu_machine is None:
+        if not adapter.can_emulate(board):
             raise ConfigError(f"{board.name} cannot be emulated: {adapter.no_emulator_hint(board)}")
         return Placement(board, adapter, True, None, "emulated")
     if options.flasher is not None:

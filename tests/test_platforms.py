@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,12 @@ import pytest
 from platforms import FlashOptions, adapter_for, registered_families, resolve_board
 from platforms.base import FlashRegion, FlashReport
 from platforms.boards import BOARDS, board_names, boards_of, families
-from platforms.images import elf_flash_image
+from platforms.esp_qemu import flash_image
+from platforms.images import FlashImage, elf_flash_image
+from profiler.emulator import qemu_command
 from profiler.errors import ConfigError, PlatformError
+
+DEMO = Path(__file__).resolve().parent.parent / "profiler" / "bundled" / "demo.tpm"
 
 RESET_METHODS = {"probe", "dtr-rts", "usb-jtag", "manual", "none"}
 
@@ -72,13 +77,57 @@ def test_a_flasher_the_family_cannot_drive_is_refused_naming_the_ones_it_can() -
     assert adapter_for(stm32, FlashOptions(flasher="dfu")).flasher_for(stm32) == "dfu"
 
 
-def test_esp32_emulation_says_what_is_missing(tmp_path: Path) -> None:
-    board = resolve_board("esp32")
+def test_esp32_emulation_says_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    board = resolve_board("esp32c3")
     adapter = adapter_for(board)
-    hint = adapter.no_emulator_hint(board)  # type: ignore[call-arg]
-    assert "Espressif's QEMU fork" in hint and "--port" in hint
-    with pytest.raises(PlatformError, match="esp32 has no emulator"):
+    debian = shutil.which("qemu-system-riscv32")
+    assert debian is not None  # make setup installs qemu-system-misc
+    # Debian's qemu-system-riscv32 is on PATH, for real, and has no esp32c3 machine: that is what the line says.
+    assert not adapter.can_emulate(board)
+    hint = adapter.no_emulator_hint(board)
+    assert debian in hint and "no esp32c3 machine" in hint and "idf_tools.py" in hint and "--port" in hint
+    with pytest.raises(PlatformError, match=r"esp32c3 cannot be emulated: .*Espressif's fork"):
         adapter.emulate(board, tmp_path / "x.elf", tmp_path / "m.tpm")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert "is not on PATH" in adapter_for(resolve_board("esp32")).no_emulator_hint(resolve_board("esp32"))
+
+
+def test_esp32c3_on_the_fork_boots_a_whole_flash_image_of_what_flashing_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork itself is not installable here; a stand-in answers only `-M help` the way QEMU prints it, so
+    detection (every qemu-system-riscv32 on PATH asked, Debian's first) and the launch spec are checked."""
+    fork = tmp_path / "fork"
+    fork.mkdir()
+    stand_in = fork / "qemu-system-riscv32"
+    machine_list = "Supported machines are:\\nesp32c3              Espressif ESP32-C3 machine\\n"
+    stand_in.write_text(f"#!/bin/sh\nprintf '{machine_list}'\n")
+    stand_in.chmod(0o755)
+    debian_dir = str(Path(shutil.which("qemu-system-riscv32") or "/usr/bin/qemu-system-riscv32").parent)
+    monkeypatch.setenv("PATH", f"{debian_dir}:{fork}")
+    monkeypatch.setenv("TINY_PROFILER_CACHE", str(tmp_path / "cache"))
+    board = resolve_board("esp32c3")
+    adapter = adapter_for(board)
+    assert adapter.can_emulate(board)
+    firmware = tmp_path / "firmware.elf"
+    firmware.with_suffix(".bin").write_bytes(b"\xe9" + bytes(range(1, 200)))  # the prebuilt elf2image output
+    qemu = adapter.emulate(board, firmware, DEMO)
+    spec = qemu.spec
+    assert spec.binary == str(stand_in) and spec.machine == "esp32c3" and spec.kernel is None
+    assert spec.icount_shift is not None  # RISC-V: instruction-counted, deterministic like the other boards
+    assert spec.flash_drive is not None
+    flash = spec.flash_drive.read_bytes()
+    model = DEMO.read_bytes()
+    assert len(flash) == board.flash_bytes
+    assert flash[:200] == b"\xe9" + bytes(range(1, 200))
+    assert flash[200:board.model_addr] == b"\xff" * (board.model_addr - 200)
+    assert flash[board.model_addr:board.model_addr + len(model)] == model
+    assert set(flash[board.model_addr + len(model):]) == {0xFF}
+    command = qemu_command(spec, spec.binary, 4321)
+    assert command[:3] == [str(stand_in), "-M", "esp32c3"] and "-kernel" not in command
+    assert f"file={spec.flash_drive},if=mtd,format=raw" in command
+    assert command[command.index("-icount") + 1].startswith(f"shift={spec.icount_shift},")
+    with pytest.raises(PlatformError, match="past the board's 4096 KB"):
+        flash_image([FlashImage("model", board.model_addr, b"x" * board.flash_bytes)], board.flash_bytes)
 
 
 def test_elf_flash_image_takes_the_flash_segments_of_the_real_firmware(firmware_image) -> None:  # type: ignore[no-untyped-def]
