@@ -85,6 +85,23 @@ repeat = 6
     assert load_plan(plan.path, only=["rv"]).boards[0].name == "rv"
 
 
+def test_the_example_plans_load_and_a_runner_map_replaces_the_plans_own(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    emulated = load_plan(examples / "plan-emulated.toml")
+    assert [b.device for b in emulated.boards] == ["stm32", "riscv"] and all(b.emulated for b in emulated.boards)
+    lab = load_plan(examples / "plan-lab.toml")
+    assert lab.hardware_map == examples / "hardware-map.toml"
+    assert {b.name: (b.board, b.place, b.emulated) for b in lab.boards} == {
+        "nucleo-f405": ("nucleo-f405", None, False), "c3-left": ("c3-left", None, False),
+        "f405-remote": (None, "f405-rack2", False), "stm32-emu": (None, None, True)}
+    assert {s.model.quantization for s in lab.sessions["nucleo-f405"]} == {"int8", "int4"}
+    runner_map = tmp_path / "runner-map.toml"
+    runner_map.write_text((examples / "hardware-map.toml").read_text())
+    assert load_plan(examples / "plan-lab.toml", hardware_map=runner_map).hardware_map == runner_map
+    with pytest.raises(ConfigError, match=r"hardware map .*missing.toml not found; draft one with"):
+        load_plan(examples / "plan-lab.toml", hardware_map=tmp_path / "missing.toml")
+
+
 def test_checkpoints_are_converted_per_quantization(tmp_path: Path) -> None:
     (tmp_path / "stories.bin").write_bytes(b"")  # only named here; `bench` converts it into the run directory
     plan = load_plan(_plan(tmp_path, """
