@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.processes import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_BIN = Path(os.environ.get("TINY_PROFILER_LABGRID_BIN", ROOT / ".venv-lab" / "bin"))
@@ -34,20 +35,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _env(coordinator: str) -> dict[str, str]:
@@ -75,7 +62,7 @@ def _wait_for(what: str, predicate, timeout_s: float = 30.0) -> None:  # type: i
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A coordinator, an emulated STM32 on a pty, an exporter publishing it, and a place tagged device=stm32."""
     work = tmp_path_factory.mktemp("labgrid")
-    port = _free_port()
+    port = free_port()
     coordinator = f"127.0.0.1:{port}"
     processes: list[subprocess.Popen[str]] = []
     try:
@@ -105,7 +92,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield coordinator
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop(process)
 
 
 def _acquired_by(coordinator: str) -> str:

@@ -28,6 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from profiler.sinks.jsonl import read_jsonl
+from tests.processes import free_port
 
 pytestmark = pytest.mark.qemu
 CLI = [sys.executable, "-m", "profiler.cli"]
@@ -36,16 +37,11 @@ PHASES = {"profile_session", "flash", "device_connection", "model_loading", "war
 AUTH_HASH = "$2b$04$QWdEVsZojWl7FmtpK8XTqueKPASAsyIYfezEtG95vpX2hCzKSxq.6"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _start_pushgateway(tmp_path: Path, web_config: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
     binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
     assert binary, "prometheus-pushgateway is installed by `make test` (Debian package prometheus-pushgateway)"
-    port = _free_port()
+    port = free_port()
     args = [binary, f"--web.listen-address=127.0.0.1:{port}"]
     if web_config:
         config = tmp_path / "web.yml"
@@ -174,7 +170,7 @@ def test_session_reaches_pushgateway_otlp_trace_file_and_log(
 
 
 def test_pushgateway_down_warns_once_and_strict_fails(tmp_path: Path, firmware_image: object) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     result = _run(tmp_path, "--pushgateway", dead)
     assert result.returncode == 0
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
@@ -209,7 +205,7 @@ def test_basic_auth_from_environment_never_logged(tmp_path: Path, firmware_image
 
 
 def test_live_metrics_while_running_and_trace_flushed_on_ctrl_c(tmp_path: Path, firmware_image: object) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([*CLI, "run", "--device", "stm32", "--model", "demo", "--repeat", "100",
                              "--out", str(tmp_path / "out"), "--log-file", str(tmp_path / "log.jsonl"),
                              "--metrics-port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

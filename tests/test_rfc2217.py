@@ -16,6 +16,7 @@ import pytest
 
 from profiler.api import RunOptions, plan_run
 from profiler.sinks.jsonl import read_jsonl
+from tests.processes import free_port, stop
 
 pytestmark = [pytest.mark.qemu,
               pytest.mark.skipif(shutil.which("ser2net") is None and not Path("/usr/sbin/ser2net").exists(),
@@ -23,11 +24,6 @@ pytestmark = [pytest.mark.qemu,
 CLI = [sys.executable, "-m", "profiler.cli"]
 SER2NET = shutil.which("ser2net") or "/usr/sbin/ser2net"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _listening(port: int, timeout_s: float = 10.0) -> None:
@@ -39,15 +35,6 @@ def _listening(port: int, timeout_s: float = 10.0) -> None:
         time.sleep(0.05)
     raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
 
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +48,14 @@ def emulated_pty() -> Iterator[str]:
         assert line.startswith("serial: /dev/pts/"), line + (board.stderr.read() if board.poll() is not None else "")
         yield line.removeprefix("serial: ")
     finally:
-        _stop(board)
+        stop(board)
     assert board.returncode == 0  # SIGTERM is the normal way to stop it
 
 
 @pytest.fixture(scope="module")
 def rfc2217_url(emulated_pty: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's ser2net (v4 YAML) exporting the pty as RFC2217 on 127.0.0.1, as a lab host exports a USB-UART."""
-    port = _free_port()
+    port = free_port()
     config = tmp_path_factory.mktemp("ser2net") / "ser2net.yaml"
     config.write_text(f"""connection: &emulated-stm32
   accepter: telnet(rfc2217),tcp,127.0.0.1,{port}
@@ -82,7 +69,7 @@ def rfc2217_url(emulated_pty: str, tmp_path_factory: pytest.TempPathFactory) -> 
         _listening(port)
         yield f"rfc2217://127.0.0.1:{port}"
     finally:
-        _stop(server)
+        stop(server)
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
