@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from platforms import adapter_for
 from platforms.boards import resolve_board
 from profiler.api import DEFAULT_PROMPT, resolve_model_path
 from profiler.errors import ConfigError, ModelError
@@ -91,7 +92,8 @@ class PlanBoard:
             return self.emulate
         if self.port or self.board or self.place or self.device is None:
             return False
-        return resolve_board(self.device).qemu_machine is not None
+        board = resolve_board(self.device)
+        return adapter_for(board).can_emulate(board)  # as `run` decides it (the ESP32 fork, when installed)
 
 
 @dataclass(frozen=True)
