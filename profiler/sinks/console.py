@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from profiler.records import (
     ErrorRecord,
@@ -67,6 +68,9 @@ class ConsoleSink:
             self._progress.stop()
             if self.show_summary:
                 self.console.print(summary_table(record, self._header))
+                if record.text:
+                    prompt = self._header.prompt if self._header else ""
+                    self.console.print(Text.assemble(("text: ", "dim"), (prompt, "bold"), record.text))
 
     def _on_token(self, record: TokenRecord) -> None:
         if record.index == 0:
@@ -119,6 +123,4 @@ def summary_table(summary: SummaryRecord, header: SessionHeader | None) -> Table
         table.add_row("[red]reason[/]", reason)
     for reason in summary.energy_reasons[:3]:
         table.add_row("[yellow]energy[/]", reason)
-    if summary.text:
-        table.caption = f"text: {summary.text[:120]!r}"
     return table
