@@ -97,11 +97,13 @@ class Esp32Adapter(PlatformAdapter):
 
     # -- firmware -----------------------------------------------------------
 
-    def firmware(self, board: BoardProfile) -> FirmwareImage:
+    def firmware(self, board: BoardProfile, kernels: str | None = None) -> FirmwareImage:
         port_dir = FIRMWARE_DIR / "ports" / board.firmware_port
         if (port_dir / "CMakeLists.txt").is_file():
+            if kernels not in (None, "portable"):
+                raise ConfigError(f"kernels {kernels!r} are not built for {board.name} (ESP-IDF); choose one of: portable")
             return self._idf_firmware(board, port_dir)
-        return ensure_firmware(board.firmware_port, self.toolchain)
+        return ensure_firmware(board.firmware_port, self.toolchain, kernels)
 
     def _idf_firmware(self, board: BoardProfile, port_dir: Path) -> FirmwareImage:
         idf = shutil.which("idf.py")
