@@ -151,6 +151,31 @@ static inline void block2_aligned(const int8_t **pw0, const int8_t **pw1, const 
     *acc0 = a0, *acc1 = a1;
 }
 
+/* Every group whole and on the assembly loop: row pairs with as little state
+ * as possible around the asm, which holds 13 registers (short rows make the
+ * per-pair cost matter: dim 64 is two groups). */
+static __attribute__((noinline)) void pairs_fast(float *out, const int8_t *w0, const float *s,
+                                                 const float *xs, int pairs, int cols, int groups,
+                                                 int n16) {
+    for (; pairs > 0; pairs--) {
+        const int8_t *w1 = w0 + cols;
+        const uint32_t *xp = tp_dsp_xw;
+        const float *s1 = s + groups;
+        float val0 = 0.0f, val1 = 0.0f;
+        for (int g = 0; g < groups; g++) {
+            int32_t a0 = 0, a1 = 0;
+            block2_aligned(&w0, &w1, &xp, n16, &a0, &a1);
+            val0 = val0 + ((float)a0 * s[g]) * xs[g];
+            val1 = val1 + ((float)a1 * s1[g]) * xs[g];
+        }
+        out[0] = val0;
+        out[1] = val1;
+        out += 2;
+        w0 = w1; /* w0 ended where row 1 began */
+        s = s1 + groups;
+    }
+}
+
 /* A group with an unaligned start or a length not a multiple of 4, for two
  * rows: scalar head and tail around the SIMD body. Kept out of line so the
  * common path keeps its registers. */
@@ -197,6 +222,10 @@ void tp_matmul_q8(float *out, const QVector *x, const QTensor *w, int rows, int 
     int aligned = ((uintptr_t)w->q & 3u) == 0 && (cols & 3) == 0 && (group_size & 15) == 0;
     int fast_groups = aligned ? cols / group_size : 0;
     int r = 0;
+    if (fast_groups == groups && rows >= 2) {
+        pairs_fast(out, w->q, w->s, xs, rows / 2, cols, groups, n16);
+        r = rows & ~1;
+    }
     for (; r + 1 < rows; r += 2) {
         const int8_t *w0 = w->q + (size_t)r * (size_t)cols;
         const int8_t *w1 = w0 + cols;
