@@ -71,6 +71,7 @@ class Row:
     weight_macs: int = 0
     steps: list[float] = field(default_factory=list)  # instructions of decode steps 1..31
     shares: dict[str, float] = field(default_factory=dict)  # instructions per step, by category
+    helpers: dict[str, float] = field(default_factory=dict)  # of which in leaf routines, by name
     traced_step_mean: float | None = None
     text_bytes: int = 0
     bss_bytes: int = 0
@@ -247,13 +248,14 @@ class Trace:
                     seg[last] -= 1
                     seg[(last[0], last[1], pcs.index(stop))] += 1
 
-    def step(self, segment: int, categories: dict[int, str]) -> Counter[str]:
-        """Instructions of one segment by category."""
+    def step(self, segment: int, categories: dict[int, str], helpers: Counter[str]) -> Counter[str]:
+        """Instructions of one segment by category; leaf routines also added up by name into `helpers`."""
         out: Counter[str] = Counter()
         for (context, pc, n), times in self.segments[segment].items():
             pcs = self.blocks.get(pc, [pc])[:n]
             if context:
                 out[categories.get(context, "outside forward")] += times * len(pcs)
+                helpers[self.symbols.name(pc).split(".")[0]] += times * len(pcs)
             else:
                 for p in pcs:
                     out[categories.get(p, "outside forward")] += times
@@ -278,8 +280,9 @@ def _lines(stream: BinaryIO) -> Iterator[bytes]:
         yield rest
 
 
-def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, elf: Path) -> tuple[dict[str, float], float]:
-    """Mean instructions per decode step 1..31 by category, and the traced mean (the method's check)."""
+def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, elf: Path
+            ) -> tuple[dict[str, float], dict[str, float], float]:
+    """Mean instructions per decode step 1..31 by category, by leaf routine, and the traced mean (the check)."""
     symbols = Symbols(elf)
     trace = Trace(symbols, symbols.address["tp_forward"])
     fifo = out / "qemu-exec.log"
@@ -306,10 +309,12 @@ def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, el
     categories = classify(elf, ADDR2LINE[device], trace.addresses())
     # segment n + 1 is forward n; decode step k is the forward at prompt position n_prompt - 1 + k
     totals: Counter[str] = Counter()
+    helpers: Counter[str] = Counter()
     for k in range(1, TOKENS):
-        totals.update(trace.step(n_prompt + k, categories))
+        totals.update(trace.step(n_prompt + k, categories, helpers))
     steps = TOKENS - 1
-    return {c: totals[c] / steps for c in CATEGORIES}, sum(totals.values()) / steps
+    parts = {c: totals[c] / steps for c in CATEGORIES}
+    return parts, {name: n / steps for name, n in helpers.most_common()}, sum(totals.values()) / steps
 
 
 def measure(device: str, kernels: str, name: str, model: Path, work: Path, shares: bool) -> Row:
@@ -329,7 +334,7 @@ def measure(device: str, kernels: str, name: str, model: Path, work: Path, share
         elf = cache_dir() / header["firmware_id"] / "firmware.elf"
         trace_dir = work / f"trace-{device}-{kernels}-{name}".replace(" ", "-")
         trace_dir.mkdir(parents=True)
-        row.shares, row.traced_step_mean = profile(device, kernels, model, trace_dir, len(header["prompt_tokens"]),
+        row.shares, row.helpers, row.traced_step_mean = profile(device, kernels, model, trace_dir, len(header["prompt_tokens"]),
                                                    elf)
     return row
 
@@ -385,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
                           "firmware_id": row.firmware_id, "instructions_per_step": dict(zip(STEPS, (
                               row.steps[k - 1] for k in STEPS))), "instructions_per_step_mean": row.mean,
                           "weight_macs": row.weight_macs, "instructions_per_weight_mac": row.mean / row.weight_macs,
-                          "parts_per_step": row.shares, "traced_step_mean": row.traced_step_mean}))
+                          "parts_per_step": row.shares, "leaf_routines_per_step": row.helpers,
+                          "flash_text_bytes": row.text_bytes, "bss_bytes": row.bss_bytes,
+                          "peak_ram_bytes": row.peak_ram_bytes, "traced_step_mean": row.traced_step_mean}))
     return 0
 
 

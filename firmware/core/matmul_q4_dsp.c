@@ -51,10 +51,18 @@ static void widen(const int8_t *q, int cols) {
     Q4_ROW("%[u]", "%[a0]", "%[x0]", "4") Q4_ROW("%[v]", "%[a1]", "%[x0]", "4")   \
     Q4_ROW0("%[u]", "%[a0]", "%[x1]") Q4_ROW0("%[v]", "%[a1]", "%[x1]")
 
+/* float(acc / 4096) in one instruction: VCVT with 12 fraction bits. acc is
+ * 4096 * k with |k| < 2^24, so both are exact and equal. */
+static inline float q4_sum(int32_t acc) {
+    float f;
+    __asm__("vmov %0, %1\n\tvcvt.f32.s32 %0, %0, #12" : "=t"(f) : "r"(acc));
+    return f;
+}
+
 /* Two rows over n16 blocks of 16 columns; sums are 4096 times the true ones.
  * Weight words are read with LDR, which the M4 allows unaligned. */
 static inline void block2(const uint8_t **pw0, const uint8_t **pw1, const uint32_t **pxp, int n16,
-                          int32_t *acc0, int32_t *acc1) {
+                          float *acc0, float *acc1) {
     const uint8_t *w0 = *pw0, *w1 = *pw1;
     const uint32_t *xp = *pxp;
     int32_t a0 = 0, a1 = 0;
@@ -69,10 +77,10 @@ static inline void block2(const uint8_t **pw0, const uint8_t **pw1, const uint32
                      : [m] "r"(m)
                      : "cc", "memory");
     *pw0 = w0, *pw1 = w1, *pxp = xp;
-    *acc0 = a0 / 4096, *acc1 = a1 / 4096; /* exact: every term is a multiple of 4096 */
+    *acc0 = q4_sum(a0), *acc1 = q4_sum(a1);
 }
 
-static inline void block1(const uint8_t **pw0, const uint32_t **pxp, int n16, int32_t *acc0) {
+static inline void block1(const uint8_t **pw0, const uint32_t **pxp, int n16, float *acc0) {
     const uint8_t *w0 = *pw0;
     const uint32_t *xp = *pxp;
     int32_t a0 = 0;
@@ -95,7 +103,31 @@ static inline void block1(const uint8_t **pw0, const uint32_t **pxp, int n16, in
                      : "cc", "memory");
 #undef Q4_WORD1
     *pw0 = w0, *pxp = xp;
-    *acc0 = a0 / 4096;
+    *acc0 = q4_sum(a0);
+}
+
+/* Every group on the assembly loop: row pairs with as little state as
+ * possible around the asm (see matmul_dsp.c). */
+static __attribute__((noinline)) void pairs_fast(float *out, const uint8_t *w0, size_t row_bytes,
+                                                 const float *s, const float *xs, int pairs,
+                                                 int groups, int n16) {
+    for (; pairs > 0; pairs--) {
+        const uint8_t *w1 = w0 + row_bytes;
+        const uint32_t *xp = tp_dsp_xw;
+        const float *s1 = s + groups;
+        float val0 = 0.0f, val1 = 0.0f;
+        for (int g = 0; g < groups; g++) {
+            float a0, a1; /* the group sums, already converted */
+            block2(&w0, &w1, &xp, n16, &a0, &a1);
+            val0 = val0 + (a0 * s[g]) * xs[g];
+            val1 = val1 + (a1 * s1[g]) * xs[g];
+        }
+        out[0] = val0;
+        out[1] = val1;
+        out += 2;
+        w0 = w1; /* w0 ended where row 1 began */
+        s = s1 + groups;
+    }
 }
 
 /* One group of one row, a byte (two values) at a time: the portable loop,
@@ -128,6 +160,10 @@ void tp_matmul_q4(float *out, const QVector *x, const QTensor *w, int rows, int 
     int n16 = group_size / 16;
     if (fast_groups) widen(xq, fast_groups * group_size);
     int r = 0;
+    if (fast_groups == groups && rows >= 2) {
+        pairs_fast(out, (const uint8_t *)w->q, row_bytes, w->s, xs, rows / 2, groups, n16);
+        r = rows & ~1;
+    }
     for (; r + 1 < rows; r += 2) {
         const uint8_t *w0 = (const uint8_t *)w->q + (size_t)r * row_bytes;
         const uint8_t *w1 = w0 + row_bytes;
@@ -138,10 +174,10 @@ void tp_matmul_q4(float *out, const QVector *x, const QTensor *w, int rows, int 
         const uint32_t *xp = tp_dsp_xw;
         int g = 0;
         for (; g < fast_groups; g++) {
-            int32_t a0, a1;
+            float a0, a1;
             block2(&p0, &p1, &xp, n16, &a0, &a1);
-            val0 = val0 + ((float)a0 * s0[g]) * xs[g];
-            val1 = val1 + ((float)a1 * s1[g]) * xs[g];
+            val0 = val0 + (a0 * s0[g]) * xs[g];
+            val1 = val1 + (a1 * s1[g]) * xs[g];
         }
         for (; g < groups; g++) {
             int start = g * group_size;
@@ -162,9 +198,9 @@ void tp_matmul_q4(float *out, const QVector *x, const QTensor *w, int rows, int 
         const uint32_t *xp = tp_dsp_xw;
         int g = 0;
         for (; g < fast_groups; g++) {
-            int32_t a0;
+            float a0;
             block1(&p0, &xp, n16, &a0);
-            val0 = val0 + ((float)a0 * s0[g]) * xs[g];
+            val0 = val0 + (a0 * s0[g]) * xs[g];
         }
         for (; g < groups; g++) {
             int start = g * group_size;
