@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from platforms.base import FlashOptions, FlashRegion, FlashReport, PlatformAdapter, log_report, register
 from platforms.boards import BoardProfile
 from platforms.images import FlashImage
-from profiler.errors import FlashError, PlatformError, ToolMissing
+from profiler.errors import ConfigError, FlashError, PlatformError, ToolMissing
 from profiler.firmware import FIRMWARE_DIR, FirmwareImage, Toolchain, cache_dir, ensure_firmware, inspect_elf
 
 ROM_BAUD = 115200
@@ -101,7 +101,8 @@ class Esp32Adapter(PlatformAdapter):
         port_dir = FIRMWARE_DIR / "ports" / board.firmware_port
         if (port_dir / "CMakeLists.txt").is_file():
             if kernels not in (None, "portable"):
-                raise ConfigError(f"kernels {kernels!r} are not built for {board.name} (ESP-IDF); choose one of: portable")
+                raise ConfigError(f"kernels {kernels!r} are not built for {board.name} (ESP-IDF); "
+                                  "choose one of: portable")
             return self._idf_firmware(board, port_dir)
         return ensure_firmware(board.firmware_port, self.toolchain, kernels)
 
