@@ -104,7 +104,7 @@ static void rows_scalar(float *out, const QVector *x, const QTensor *w, int rows
  * inline assembly because GCC spills accumulators around its own version
  * (measured: ~2 instructions per MAC instead of 1.3). Per block: 4 LDRD of
  * activations, 4 LDRD of weights, 16 SXTB16, 16 SMLAD for 32 MACs. */
-static inline void block2_aligned(const int8_t **pw0, const int8_t **pw1, const uint32_t **pxp,
+static inline __attribute__((always_inline)) void block2_aligned(const int8_t **pw0, const int8_t **pw1, const uint32_t **pxp,
                                   int n16, int32_t *acc0, int32_t *acc1) {
     const int8_t *w0 = *pw0, *w1 = *pw1;
     const uint32_t *xp = *pxp;
@@ -120,31 +120,40 @@ static inline void block2_aligned(const int8_t **pw0, const int8_t **pw1, const 
     "sxtb16 " U ", " U ", ror #8\n\t"           \
     "smlad %[a1], %[t], " X0 ", %[a1]\n\t"      \
     "smlad %[a1], " U ", " X1 ", %[a1]\n\t"
-    __asm__ volatile(
-        "1:\n\t"
-        "ldrd %[u0], %[u1], [%[w0]], #8\n\t"
-        "ldrd %[v0], %[v1], [%[w1]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-        TP_Q8_STEP("%[u0]", "%[x0]", "%[x1]")
-        TP_Q8_STEP1("%[v0]", "%[x0]", "%[x1]")
-        "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-        TP_Q8_STEP("%[u1]", "%[x0]", "%[x1]")
-        TP_Q8_STEP1("%[v1]", "%[x0]", "%[x1]")
-        "ldrd %[u0], %[u1], [%[w0]], #8\n\t"
-        "ldrd %[v0], %[v1], [%[w1]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-        TP_Q8_STEP("%[u0]", "%[x0]", "%[x1]")
-        TP_Q8_STEP1("%[v0]", "%[x0]", "%[x1]")
-        "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-        TP_Q8_STEP("%[u1]", "%[x0]", "%[x1]")
-        TP_Q8_STEP1("%[v1]", "%[x0]", "%[x1]")
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
-        : [a0] "+r"(a0), [a1] "+r"(a1), [w0] "+r"(w0), [w1] "+r"(w1), [xp] "+r"(xp),
-          [n] "+r"(n16), [x0] "=&r"(x0), [x1] "=&r"(x1), [u0] "=&r"(u0), [u1] "=&r"(u1),
-          [v0] "=&r"(v0), [v1] "=&r"(v1), [t] "=&r"(t)
-        :
-        : "cc", "memory");
+#define TP_Q8_BLOCK "ldrd %[u0], %[u1], [%[w0]], #8\n\t" \
+    "ldrd %[v0], %[v1], [%[w1]], #8\n\t" \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
+    TP_Q8_STEP("%[u0]", "%[x0]", "%[x1]") \
+    TP_Q8_STEP1("%[v0]", "%[x0]", "%[x1]") \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
+    TP_Q8_STEP("%[u1]", "%[x0]", "%[x1]") \
+    TP_Q8_STEP1("%[v1]", "%[x0]", "%[x1]") \
+    "ldrd %[u0], %[u1], [%[w0]], #8\n\t" \
+    "ldrd %[v0], %[v1], [%[w1]], #8\n\t" \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
+    TP_Q8_STEP("%[u0]", "%[x0]", "%[x1]") \
+    TP_Q8_STEP1("%[v0]", "%[x0]", "%[x1]") \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
+    TP_Q8_STEP("%[u1]", "%[x0]", "%[x1]") \
+    TP_Q8_STEP1("%[v1]", "%[x0]", "%[x1]")
+    if (n16 == 2) { /* groups of 32 (the usual): straight code, no counter */
+        __asm__ volatile(TP_Q8_BLOCK TP_Q8_BLOCK
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [w0] "+r"(w0), [w1] "+r"(w1), [xp] "+r"(xp),
+                           [x0] "=&r"(x0), [x1] "=&r"(x1), [u0] "=&r"(u0), [u1] "=&r"(u1),
+                           [v0] "=&r"(v0), [v1] "=&r"(v1), [t] "=&r"(t)
+                         :
+                         : "cc", "memory");
+    } else {
+        __asm__ volatile("1:\n\t" TP_Q8_BLOCK
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [w0] "+r"(w0), [w1] "+r"(w1), [xp] "+r"(xp),
+                           [n] "+r"(n16), [x0] "=&r"(x0), [x1] "=&r"(x1), [u0] "=&r"(u0), [u1] "=&r"(u1),
+                           [v0] "=&r"(v0), [v1] "=&r"(v1), [t] "=&r"(t)
+                         :
+                         : "cc", "memory");
+    }
+#undef TP_Q8_BLOCK
 #undef TP_Q8_STEP
 #undef TP_Q8_STEP1
     *pw0 = w0, *pw1 = w1, *pxp = xp;
@@ -154,7 +163,7 @@ static inline void block2_aligned(const int8_t **pw0, const int8_t **pw1, const 
 /* Every group whole and on the assembly loop: row pairs with as little state
  * as possible around the asm, which holds 13 registers (short rows make the
  * per-pair cost matter: dim 64 is two groups). */
-static __attribute__((noinline)) void pairs_fast(float *out, const int8_t *w0, const float *s,
+static inline __attribute__((always_inline)) void pairs_loop(float *out, const int8_t *w0, const float *s,
                                                  const float *xs, int pairs, int cols, int groups,
                                                  int n16) {
     for (; pairs > 0; pairs--) {
@@ -173,6 +182,16 @@ static __attribute__((noinline)) void pairs_fast(float *out, const int8_t *w0, c
         out += 2;
         w0 = w1; /* w0 ended where row 1 began */
         s = s1 + groups;
+    }
+}
+
+static __attribute__((noinline)) void pairs_fast(float *out, const int8_t *w0, const float *s,
+                                                 const float *xs, int pairs, int cols, int groups,
+                                                 int n16) {
+    if (n16 == 2) {
+        pairs_loop(out, w0, s, xs, pairs, cols, groups, 2);
+    } else {
+        pairs_loop(out, w0, s, xs, pairs, cols, groups, n16);
     }
 }
 

@@ -61,21 +61,29 @@ static inline float q4_sum(int32_t acc) {
 
 /* Two rows over n16 blocks of 16 columns; sums are 4096 times the true ones.
  * Weight words are read with LDR, which the M4 allows unaligned. */
-static inline void block2(const uint8_t **pw0, const uint8_t **pw1, const uint32_t **pxp, int n16,
+static inline __attribute__((always_inline)) void block2(const uint8_t **pw0, const uint8_t **pw1, const uint32_t **pxp, int n16,
                           float *acc0, float *acc1) {
     const uint8_t *w0 = *pw0, *w1 = *pw1;
     const uint32_t *xp = *pxp;
     int32_t a0 = 0, a1 = 0;
     uint32_t x0, x1, u, v, t;
     uint32_t m = 0xF000F000u;
-    __asm__ volatile("1:\n\t" Q4_WORD Q4_WORD
-                     "subs %[n], %[n], #1\n\t"
-                     "bne 1b\n\t"
-                     : [a0] "+r"(a0), [a1] "+r"(a1), [w0] "+r"(w0), [w1] "+r"(w1), [xp] "+r"(xp),
-                       [n] "+r"(n16), [x0] "=&r"(x0), [x1] "=&r"(x1), [u] "=&r"(u), [v] "=&r"(v),
-                       [t] "=&r"(t)
-                     : [m] "r"(m)
-                     : "cc", "memory");
+    if (n16 == 2) { /* groups of 32: straight code, no counter */
+        __asm__ volatile(Q4_WORD Q4_WORD Q4_WORD Q4_WORD
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [w0] "+r"(w0), [w1] "+r"(w1), [xp] "+r"(xp),
+                           [x0] "=&r"(x0), [x1] "=&r"(x1), [u] "=&r"(u), [v] "=&r"(v), [t] "=&r"(t)
+                         : [m] "r"(m)
+                         : "cc", "memory");
+    } else {
+        __asm__ volatile("1:\n\t" Q4_WORD Q4_WORD
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [w0] "+r"(w0), [w1] "+r"(w1), [xp] "+r"(xp),
+                           [n] "+r"(n16), [x0] "=&r"(x0), [x1] "=&r"(x1), [u] "=&r"(u), [v] "=&r"(v),
+                           [t] "=&r"(t)
+                         : [m] "r"(m)
+                         : "cc", "memory");
+    }
     *pw0 = w0, *pw1 = w1, *pxp = xp;
     *acc0 = q4_sum(a0), *acc1 = q4_sum(a1);
 }
@@ -108,7 +116,7 @@ static inline void block1(const uint8_t **pw0, const uint32_t **pxp, int n16, fl
 
 /* Every group on the assembly loop: row pairs with as little state as
  * possible around the asm (see matmul_dsp.c). */
-static __attribute__((noinline)) void pairs_fast(float *out, const uint8_t *w0, size_t row_bytes,
+static inline __attribute__((always_inline)) void pairs_loop(float *out, const uint8_t *w0, size_t row_bytes,
                                                  const float *s, const float *xs, int pairs,
                                                  int groups, int n16) {
     for (; pairs > 0; pairs--) {
@@ -127,6 +135,16 @@ static __attribute__((noinline)) void pairs_fast(float *out, const uint8_t *w0, 
         out += 2;
         w0 = w1; /* w0 ended where row 1 began */
         s = s1 + groups;
+    }
+}
+
+static __attribute__((noinline)) void pairs_fast(float *out, const uint8_t *w0, size_t row_bytes,
+                                                 const float *s, const float *xs, int pairs,
+                                                 int groups, int n16) {
+    if (n16 == 2) {
+        pairs_loop(out, w0, row_bytes, s, xs, pairs, groups, 2);
+    } else {
+        pairs_loop(out, w0, row_bytes, s, xs, pairs, groups, n16);
     }
 }
 
