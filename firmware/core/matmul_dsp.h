@@ -26,9 +26,4 @@ static inline uint32_t tp_dsp_load32(const void *p) {
     return v;
 }
 
-/* Two int16 halves into one word, low half first (the SMLAD operand order). */
-static inline uint32_t tp_dsp_pack16(int32_t lo, int32_t hi) {
-    return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
-}
-
 #endif /* TP_MATMUL_DSP_H */
