@@ -67,6 +67,7 @@ test: setup lint lab-venv
 
 bench: setup
 	$(PY) benchmarks/emulated.py
+	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/power_ingest.py
 
 monitor-start:

@@ -96,9 +96,9 @@ class PlatformAdapter(ABC):
             )
         return chosen
 
-    def firmware(self, board: BoardProfile) -> FirmwareImage:
-        """The firmware image for the board, built on first use."""
-        return ensure_firmware(board.firmware_port, self.toolchain)
+    def firmware(self, board: BoardProfile, kernels: str | None = None) -> FirmwareImage:
+        """The firmware image for the board (matmul kernel set: the port's default for None), built on first use."""
+        return ensure_firmware(board.firmware_port, self.toolchain, kernels)
 
     @abstractmethod
     def flash(self, board: BoardProfile, firmware_elf: Path, model: Path, port: str) -> FlashReport:

@@ -44,7 +44,7 @@ from platforms.base import FlashOptions, FlashRegion, FlashReport, PlatformAdapt
 from platforms.boards import BoardProfile
 from platforms.images import FlashImage
 from profiler.emulator import QemuBoard
-from profiler.errors import FlashError, PlatformError, ToolMissing
+from profiler.errors import ConfigError, FlashError, PlatformError, ToolMissing
 from profiler.firmware import FIRMWARE_DIR, FirmwareImage, Toolchain, cache_dir, ensure_firmware, inspect_elf
 
 ROM_BAUD = 115200
@@ -99,11 +99,14 @@ class Esp32Adapter(PlatformAdapter):
 
     # -- firmware -----------------------------------------------------------
 
-    def firmware(self, board: BoardProfile) -> FirmwareImage:
+    def firmware(self, board: BoardProfile, kernels: str | None = None) -> FirmwareImage:
         port_dir = FIRMWARE_DIR / "ports" / board.firmware_port
         if (port_dir / "CMakeLists.txt").is_file():
+            if kernels not in (None, "portable"):
+                raise ConfigError(f"kernels {kernels!r} are not built for {board.name} (ESP-IDF); "
+                                  "choose one of: portable")
             return self._idf_firmware(board, port_dir)
-        return ensure_firmware(board.firmware_port, self.toolchain)
+        return ensure_firmware(board.firmware_port, self.toolchain, kernels)
 
     def _idf_firmware(self, board: BoardProfile, port_dir: Path) -> FirmwareImage:
         idf = shutil.which("idf.py")

@@ -56,6 +56,7 @@ class RunOptions:
     board: str | None = None  # a bench board from the hardware map
     hardware_map: Path | None = None
     flasher: str | None = None
+    kernels: str | None = None  # matmul kernel set (portable, dsp); default: the port's own
     power: str | None = None  # meter spec (ppk2:/dev/ttyACM1, joulescope, model); default: the model on emulated boards
 
 
@@ -149,7 +150,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
 
         quality_tokens, check = plan_quality_check(model, path, options.quality_reference, options.quality_text)
         handle = dataclasses.replace(handle, quality_check=check)
-    firmware = adapter.firmware(board) if (emulate or options.flash) else None
+    firmware = adapter.firmware(board, options.kernels) if (emulate or options.flash) else None
     if emulate:
         assert firmware is not None
         spec = adapter.emulate(board, firmware.elf, path).spec

@@ -109,6 +109,10 @@ def run(
         Optional[str],  # noqa: UP045
         typer.Option(help="Power meter: ppk2:PORT?voltage_mv=3300, joulescope, or model (default on emulated boards)."),
     ] = None,
+    kernels: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Matmul kernels to build: portable or dsp (Cortex-M4/M7); default: the port's own."),
+    ] = None,
     place: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="A labgrid place (coordinator from LG_COORDINATOR): acquired, its serial used, released."),
@@ -146,6 +150,7 @@ def run(
         device=device, model=model, prompt=prompt, tokens=tokens, repeat=repeat, warmup=warmup,
         seed=seed, temperature=temperature, out=out, emulate=emulate, port=port, flash=flash,
         extra_sinks=(ConsoleSink(console),), board=board, hardware_map=hardware_map, flasher=flasher, power=power,
+        kernels=kernels,
     )  # fmt: skip
     session, path = plan_on_place(
         options, place, plan_run,

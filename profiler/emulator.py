@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
+import shlex
 import shutil
 import signal
 import socket
@@ -89,6 +91,8 @@ def qemu_command(spec: QemuSpec, binary_path: str, port: int, chardev: str | Non
     for path, addr in spec.loads:
         args += ["-device", f"loader,file={path},addr=0x{addr:08x},force-raw=on"]
     args += list(spec.extra_args)
+    # instrumentation only (benchmarks/kernels.py traces executed instructions with it)
+    args += shlex.split(os.environ.get("TINY_PROFILER_QEMU_ARGS", ""))
     return args
 
 

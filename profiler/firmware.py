@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +21,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from profiler.emulator import require_binary
-from profiler.errors import PlatformError
+from profiler.errors import ConfigError, PlatformError
 
 FIRMWARE_DIR = Path(
     os.environ.get("TINY_PROFILER_FIRMWARE_DIR", Path(__file__).resolve().parent.parent / "firmware")
@@ -74,24 +75,51 @@ def source_hash(port: str, firmware_dir: Path = FIRMWARE_DIR) -> str:
     return digest.hexdigest()
 
 
-def ensure_firmware(port: str, toolchain: Toolchain) -> FirmwareImage:
-    """Return the image for the current sources, building it if missing or stale."""
-    firmware_id = f"{port}-{source_hash(port)[:12]}"
+def kernel_variants(port: str, firmware_dir: Path = FIRMWARE_DIR) -> tuple[str, ...]:
+    """The matmul kernel sets the port builds, its default first (port.mk: KERNELS, KERNEL_VARIANTS)."""
+    port_mk = firmware_dir / "ports" / port / "port.mk"
+    text = port_mk.read_text() if port_mk.is_file() else ""
+    listed = re.search(r"^KERNEL_VARIANTS\s*:?=\s*(.+)$", text, re.MULTILINE)
+    default = re.search(r"^KERNELS\s*\??=\s*(\S+)", text, re.MULTILINE)
+    variants = tuple(listed.group(1).split()) if listed else ("portable",)
+    first = default.group(1) if default else "portable"
+    return (first, *[v for v in variants if v != first])
+
+
+def resolve_kernels(port: str, kernels: str | None) -> str:
+    """The kernel set to build: the port's default for None; ConfigError naming the valid ones otherwise."""
+    variants = kernel_variants(port)
+    if kernels is None:
+        return variants[0]
+    if kernels not in variants:
+        raise ConfigError(f"kernels {kernels!r} are not built for firmware port {port}; "
+                          f"choose one of: {', '.join(variants)}")
+    return kernels
+
+
+def ensure_firmware(port: str, toolchain: Toolchain, kernels: str | None = None) -> FirmwareImage:
+    """Return the image for the current sources and kernel set, building it if missing or stale.
+
+    The firmware id (and so the cache entry) ends in +<kernels>: each set is its own image.
+    """
+    kernels = resolve_kernels(port, kernels)
+    firmware_id = f"{port}-{source_hash(port)[:12]}+{kernels}"
     target = cache_dir() / firmware_id
     elf = target / "firmware.elf"
     if not elf.is_file():
-        _build(port, toolchain, firmware_id, target)
+        _build(port, toolchain, firmware_id, target, kernels)
     return inspect_elf(port, firmware_id, elf)
 
 
-def _build(port: str, toolchain: Toolchain, firmware_id: str, target: Path) -> None:
+def _build(port: str, toolchain: Toolchain, firmware_id: str, target: Path, kernels: str) -> None:
     require_binary(toolchain.compiler, toolchain.debian_package)
     require_binary("make", "make")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{firmware_id}-", dir=target.parent))
     try:
         result = subprocess.run(
-            ["make", "-C", str(FIRMWARE_DIR), f"PORT={port}", f"BUILD_DIR={staging}", f"FIRMWARE_ID={firmware_id}"],
+            ["make", "-C", str(FIRMWARE_DIR), f"PORT={port}", f"BUILD_DIR={staging}", f"FIRMWARE_ID={firmware_id}",
+             f"KERNELS={kernels}"],
             capture_output=True,
             text=True,
             check=False,

@@ -69,9 +69,10 @@ def test_demo_run_is_valid_matches_reference_and_repeats_exactly(tmp_path: Path,
     assert a["decode_tokens_per_s_stddev"] == 0.0  # -icount: every repetition takes the same instructions
 
 
+@pytest.mark.parametrize("kernels", ["dsp", "portable"])
 @pytest.mark.parametrize("quant", ["int8", "int4"])
 def test_converted_llama2c_checkpoint_runs_on_device_equal_to_reference(
-    tmp_path: Path, firmware_image: object, quant: str
+    tmp_path: Path, firmware_image: object, quant: str, kernels: str
 ) -> None:
     # A legacy llama2.c checkpoint with its tokenizer.bin beside it, converted by the CLI.
     # hidden_dim 172 leaves a short last group of 12; an unshared classifier takes the other path.
@@ -91,9 +92,10 @@ def test_converted_llama2c_checkpoint_runs_on_device_equal_to_reference(
         out = tmp_path / f"t{temperature}"
         session, jsonl = plan_run(RunOptions(device="stm32", model=str(path), prompt="The cat sat",
                                              tokens=40, repeat=1, warmup=0, temperature=temperature,
-                                             seed=seed, out=out, emulate=True))
+                                             seed=seed, out=out, emulate=True, kernels=kernels))
         session.run()
         records = read_jsonl(jsonl)
+        assert records[0]["firmware_id"].endswith(f"+{kernels}")
         device = [r["token_id"] for r in records if r["type"] == "token"]
         prompt = records[0]["prompt_tokens"]
         assert device == Reference(model).generate(prompt, 40, temperature, seed)
