@@ -196,13 +196,14 @@ def test_generate_is_deterministic(demo: TpmModel) -> None:
 
 def test_arena_bytes_of_the_demo(demo: TpmModel) -> None:
     # x, xb, xb2 3*256 + hb, hb2 2*688 + q 256 + att 4*8*64 + logits 4*512
-    # + xq.q 172 -> 176 + xq.scale 4*6 + key/value caches 2 * 4*5*64*32
-    assert arena_bytes(demo.config) == 768 + 1376 + 256 + 2048 + 2048 + 176 + 24 + 81920
-    assert kv_cache_bytes(demo.config) == 81920
-    assert check_fit(DEMO.stat().st_size, demo.config, 512 * 1024, 96 * 1024).arena_bytes \
-        == 88616
-    with pytest.raises(FitError, match=r"needs 86\.5 KB of RAM .* stm32f405 arena has 64\.0 KB"):
-        check_fit(DEMO.stat().st_size, demo.config, 512 * 1024, 64 * 1024, board="stm32f405")
+    # + xq.q 172 -> 176 + xq.scale 4*6 + qq.q 64 + qq.scale 4*8
+    # + int8 key/value caches 2 * 5*64*32 + their scales 2 * 4*5*64*4 (one per position and kv head)
+    assert arena_bytes(demo.config) == 768 + 1376 + 256 + 2048 + 2048 + 176 + 24 + 64 + 32 + 30720
+    assert kv_cache_bytes(demo.config) == 2 * 10240 + 2 * 5120
+    assert check_fit(DEMO.stat().st_size, demo.config, 512 * 1024, 48 * 1024).arena_bytes \
+        == 37512
+    with pytest.raises(FitError, match=r"needs 36\.6 KB of RAM .* stm32f405 arena has 32\.0 KB"):
+        check_fit(DEMO.stat().st_size, demo.config, 512 * 1024, 32 * 1024, board="stm32f405")
 
 
 def test_demo_models_are_the_conversion_of_the_committed_checkpoint(tmp_path: Path) -> None:

@@ -25,8 +25,11 @@ typedef struct {
     float *att;         /* (n_heads, seq_len) attention weights */
     float *logits;      /* (vocab_size,) */
     QVector xq;         /* (max(dim, hidden_dim),) quantized matmul input */
-    float *key_cache;   /* (n_layers, seq_len, kv_dim) */
-    float *value_cache; /* (n_layers, seq_len, kv_dim) */
+    QVector qq;         /* (dim,) query quantized per head (group = head_size) */
+    int8_t *key_cache;  /* (n_layers, seq_len, kv_dim) k after RoPE, int8 */
+    float *key_scale;   /* (n_layers, seq_len, n_kv_heads) one scale per head vector */
+    int8_t *value_cache; /* (n_layers, seq_len, kv_dim) int8 */
+    float *value_scale; /* (n_layers, seq_len, n_kv_heads) */
 } RunState;
 
 typedef struct {
@@ -40,7 +43,7 @@ typedef struct {
  * oversized config must not wrap around to a small number. */
 uint64_t tp_runstate_bytes(const Config *c);
 
-/* Bytes of key_cache + value_cache (MEM.kv_cache_bytes). */
+/* Bytes of key_cache, key_scale, value_cache, value_scale (MEM.kv_cache_bytes). */
 uint64_t tp_kv_cache_bytes(const Config *c);
 
 /* Allocates the run state from the arena. Returns 0, or -1 when the arena is

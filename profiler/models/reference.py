@@ -119,9 +119,12 @@ class Reference:
         self.embedding = model.embedding.dequantize()
         self.kv_of_head = np.arange(cfg.n_heads) // (cfg.n_heads // cfg.n_kv_heads)
         self.sqrt_head_size = np.sqrt(f32(cfg.head_size))
+        # int8 KV cache: one quantization group per (position, kv head) vector, as on the board
         shape = (cfg.n_layers, cfg.seq_len, cfg.n_kv_heads, cfg.head_size)
-        self.key_cache = np.zeros(shape, dtype=f32)
-        self.value_cache = np.zeros(shape, dtype=f32)
+        self.key_cache = np.zeros(shape, dtype=np.int8)
+        self.value_cache = np.zeros(shape, dtype=np.int8)
+        self.key_scale = np.zeros(shape[:3], dtype=f32)
+        self.value_scale = np.zeros(shape[:3], dtype=f32)
 
     def _rope(self, v: np.ndarray, pos: int) -> np.ndarray:
         cos, sin = self.model.rope[pos, :, 0], self.model.rope[pos, :, 1]
@@ -136,15 +139,20 @@ class Reference:
         x = self.embedding[token].copy()
         for layer, (wq, wk, wv, wo, w1, w2, w3) in enumerate(self.layers):
             xb = rmsnorm(x, m.rms_att[layer])
-            q = self._rope(wq.matvec(xb), pos).reshape(cfg.n_heads, hs)
-            k = self._rope(wk.matvec(xb), pos)
-            self.key_cache[layer, pos] = k.reshape(cfg.n_kv_heads, hs)
-            self.value_cache[layer, pos] = wv.matvec(xb).reshape(cfg.n_kv_heads, hs)
-            keys = self.key_cache[layer, :pos + 1][:, self.kv_of_head]  # (T, heads, hs)
-            values = self.value_cache[layer, :pos + 1][:, self.kv_of_head]
-            scores = seq_sum(q[None] * keys) / self.sqrt_head_size  # (T, heads)
-            att = softmax(scores.T)  # (heads, T)
-            xb = seq_sum(att.T[:, :, None] * values, axis=0).reshape(cfg.dim)
+            q = self._rope(wq.matvec(xb), pos)
+            kq, ks = quantize_activations(self._rope(wk.matvec(xb), pos), hs)
+            vq, vs = quantize_activations(wv.matvec(xb), hs)
+            self.key_cache[layer, pos], self.key_scale[layer, pos] = kq.reshape(-1, hs), ks
+            self.value_cache[layer, pos], self.value_scale[layer, pos] = vq.reshape(-1, hs), vs
+            qq, qs = quantize_activations(q, hs)
+            qscale = qs / self.sqrt_head_size  # (heads,)
+            keys = self.key_cache[layer, :pos + 1][:, self.kv_of_head].astype(np.int64)  # (T, heads, hs)
+            dots = np.einsum("hi,thi->th", qq.reshape(cfg.n_heads, hs).astype(np.int64), keys)
+            kscale = self.key_scale[layer, :pos + 1][:, self.kv_of_head]  # (T, heads)
+            att = softmax(((dots.astype(f32) * qscale) * kscale).T)  # (heads, T)
+            weight = att.T * self.value_scale[layer, :pos + 1][:, self.kv_of_head]  # (T, heads)
+            values = self.value_cache[layer, :pos + 1][:, self.kv_of_head].astype(f32)
+            xb = seq_sum(weight[:, :, None] * values, axis=0).reshape(cfg.dim)
             x = x + wo.matvec(xb)
             xb = rmsnorm(x, m.rms_ffn[layer])
             hb, hb2 = w1.matvec(xb), w3.matvec(xb)
@@ -177,13 +185,19 @@ class Reference:
         x = self.embedding[np.asarray(tokens)].copy()
         for layer, (wq, wk, wv, wo, w1, w2, w3) in enumerate(self.layers):
             xb = rmsnorm(x, m.rms_att[layer][None, :])
-            q = rope(wq.matmat(xb), cfg.n_heads)  # (T, heads, hs)
-            k = rope(wk.matmat(xb), cfg.n_kv_heads)[:, self.kv_of_head]
-            v = wv.matmat(xb).reshape(t, cfg.n_kv_heads, hs)[:, self.kv_of_head]
-            scores = seq_sum(q[:, None] * k[None]) / self.sqrt_head_size  # (pos, t2, heads)
+            q = rope(wq.matmat(xb), cfg.n_heads).reshape(t, cfg.dim)
+            kq, ks = quantize_activations(rope(wk.matmat(xb), cfg.n_kv_heads).reshape(t, -1), hs)
+            vq, vs = quantize_activations(wv.matmat(xb), hs)
+            qq, qs = quantize_activations(q, hs)
+            qscale = qs / self.sqrt_head_size  # (T, heads)
+            keys = kq.reshape(t, cfg.n_kv_heads, hs)[:, self.kv_of_head].astype(np.int64)  # (t2, heads, hs)
+            dots = np.einsum("phi,thi->pth", qq.reshape(t, cfg.n_heads, hs).astype(np.int64), keys)
+            scores = (dots.astype(f32) * qscale[:, None, :]) * ks[:, self.kv_of_head][None]  # (pos, t2, heads)
             scores = np.where(future[:, :, None], f32(-np.inf), scores).transpose(0, 2, 1)  # (pos, heads, t2)
-            att = softmax(scores)
-            xb = seq_sum(att.transpose(0, 2, 1)[..., None] * v[None], axis=1).reshape(t, cfg.dim)
+            att = softmax(scores).transpose(0, 2, 1)  # (pos, t2, heads)
+            weight = att * vs[:, self.kv_of_head][None]
+            values = vq.reshape(t, cfg.n_kv_heads, hs)[:, self.kv_of_head].astype(f32)  # (t2, heads, hs)
+            xb = seq_sum(weight[..., None] * values[None], axis=1).reshape(t, cfg.dim)
             x = x + wo.matmat(xb)
             xb = rmsnorm(x, m.rms_ffn[layer][None, :])
             hb, hb2 = w1.matmat(xb), w3.matmat(xb)
