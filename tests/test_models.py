@@ -287,6 +287,30 @@ def test_reference_matches_firmware_host_build(demo: TpmModel, temperature: floa
     assert [int(t) for t in run.stdout.split()] == generate(demo, prompt, 40, temperature, seed)
 
 
+@pytest.mark.parametrize(("temperature", "seed"), [(0.0, 0), (0.8, 42)])
+def test_fixed_point_reference_matches_fixed_point_host_build(tmp_path: Path, temperature: float, seed: int,
+                                                              host_tools_fixed: Path, demo: TpmModel) -> None:
+    # The integer forward pass of boards without an FPU, with both kernel variants, against the
+    # host's fixed-point reference: int4 and int8, short last groups, odd group sizes, MHA and GQA.
+    shapes = (("int4", replace(SMALL, hidden_dim=171, group_size=24, shared_classifier=False)),
+              ("int4", SMALL), ("int8", replace(SMALL, hidden_dim=171, group_size=7)),
+              ("int8", replace(SMALL, n_kv_heads=4, group_size=64)))
+    prompt = [1, 40, 41, 42]
+    for quant, shape in shapes:
+        model = quantize_weights(random_float_weights(shape, seed=11), shape.group_size, quant=quant)
+        model.write(tmp_path / "m.tpm")
+        run = subprocess.run([str(host_tools_fixed / "tp_generate"), str(tmp_path / "m.tpm"), "20", str(temperature),
+                              str(seed), *map(str, prompt)], check=True, capture_output=True, text=True)
+        device = [int(t) for t in run.stdout.split()]
+        assert device == generate(model, prompt, 20, temperature, seed, fixed_point=True), (quant, shape)
+        assert len(set(device)) >= 3
+    assert demo.tokenizer is not None
+    prompt = demo.tokenizer.encode("Once upon a time")
+    run = subprocess.run([str(host_tools_fixed / "tp_generate"), str(DEMO), "40", str(temperature), str(seed),
+                          *map(str, prompt)], check=True, capture_output=True, text=True)
+    assert [int(t) for t in run.stdout.split()] == generate(demo, prompt, 40, temperature, seed, fixed_point=True)
+
+
 def test_header_constraints_are_checked(tmp_path: Path) -> None:
     data = bytearray(make_random_model(SMALL, seed=1).to_bytes())
     struct.pack_into("<I", data, 24, 5)  # n_heads 5 does not divide dim 32

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "fixed.h"
+
 /* ----------------------------------------------------------------------------
  * Scalar helpers. These builtins compile to single instructions (vsqrt.f32,
  * vabs.f32 on the M4F; sqrtss on x86) when built with -fno-math-errno, so the
@@ -65,6 +67,7 @@ void tp_softmax(float *x, int n) {
     }
 }
 
+#if !TP_FIXED_POINT
 /* out may alias x: the sum of squares is taken before anything is written. */
 static void rmsnorm(float *out, const float *x, const float *w, int n) {
     float ss = 0.0f;
@@ -105,6 +108,8 @@ static void quantize(QVector *qx, const float *x, int n, int group_size) {
         }
     }
 }
+
+#endif /* !TP_FIXED_POINT */
 
 /* ----------------------------------------------------------------------------
  * Run state */
@@ -167,11 +172,26 @@ int tp_transformer_init(Transformer *t, const Model *m, Arena *a) {
     s->key_scale = tp_arena_alloc(a, 4 * slots * (size_t)c->n_kv_heads);
     s->value_cache = tp_arena_alloc(a, slots * (size_t)c->kv_dim);
     s->value_scale = tp_arena_alloc(a, 4 * slots * (size_t)c->n_kv_heads);
+
+    /* fixed point: |acc| <= B for a group dot, so with mantissa products
+     * below 2^30 (matmul) and 2^24 (q.k) these shifts keep acc * cm in int32 */
+    uint32_t wmax = c->quant == TP_QUANT_INT4 ? 8u : 127u;
+    uint32_t b_mm = (uint32_t)c->group_size * wmax * 127u;
+    uint32_t b_att = (uint32_t)c->head_size * 127u * 127u;
+    t->mm_shift = 32 - __builtin_clz(b_mm) - 1;
+    t->att_shift = 32 - __builtin_clz(b_att) - 7;
+    if (t->att_shift < 0) t->att_shift = 0;
+    t->q_den = 0;
+#if TP_FIXED_POINT
+    t->q_den = tp_fx_query_den(c->head_size);
+#endif
     return 0;
 }
 
 /* ----------------------------------------------------------------------------
- * Forward pass */
+ * Forward pass, f32 (the fixed-point one is in forward_fx.c) */
+
+#if !TP_FIXED_POINT
 
 /* The kernel for the model's weight format (int8 or int4). */
 static void matmul(const Config *c, float *out, const QVector *x, const QTensor *w, int rows,
@@ -321,3 +341,4 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
     matmul(c, s->logits, &s->xq, &w->classifier, c->vocab_size, dim, gs);
     return s->logits;
 }
+#endif /* !TP_FIXED_POINT */

@@ -1,0 +1,180 @@
+/* Fixed-point arithmetic: see fixed.h and docs/model-format.md. Only
+ * integer operations; 64-bit products are mul/mulh pairs on rv32m. */
+#include "fixed.h"
+
+/* ----------------------------------------------------------------------------
+ * f32 scales read as integers */
+
+int32_t tp_fx_mulf(int32_t a, uint32_t u, int frac) {
+    int32_t e = (int32_t)((u >> 23) & 0xFFu);
+    if (e == 0) return 0;
+    int64_t p = (int64_t)a * (int64_t)((u & 0x7FFFFFu) | 0x800000u); /* |p| < 2^55 */
+    if (u >> 31) p = -p;
+    int32_t s = 150 - frac - e; /* f = m * 2^(e - 150) */
+    if (s >= 0) return (int32_t)(p >> (s > 63 ? 63 : s));
+    /* a left shift only keeps the low 32 bits of p */
+    return -s > 31 ? 0 : (int32_t)((uint32_t)p << -s);
+}
+
+/* ----------------------------------------------------------------------------
+ * Activation quantization */
+
+void tp_fx_quantize(int8_t *q, int32_t *s, const int32_t *x, int n, int group_size,
+                    uint32_t den, int32_t base) {
+    int den_bits = tp_bitlen32(den);
+    for (int start = 0, g = 0; start < n; start += group_size, g++) {
+        int end = start + group_size < n ? start + group_size : n;
+        uint32_t amax = 0;
+        for (int i = start; i < end; i++) {
+            uint32_t a = x[i] < 0 ? 0u - (uint32_t)x[i] : (uint32_t)x[i];
+            if (a > amax) amax = a;
+        }
+        if (amax == 0) {
+            for (int i = start; i < end; i++) q[i] = 0;
+            s[g] = 0; /* mantissa 0: the group contributes nothing */
+            continue;
+        }
+        int len = tp_bitlen32(amax);
+        /* q = round(|x| * 127 / amax), on at most 23 bits so |x| * 254 fits */
+        int drop = len > 23 ? len - 23 : 0;
+        uint32_t a2 = amax >> drop;
+        for (int i = start; i < end; i++) {
+            uint32_t a = (x[i] < 0 ? 0u - (uint32_t)x[i] : (uint32_t)x[i]) >> drop;
+            int32_t r = (int32_t)((a * 254u + a2) / (2u * a2)); /* <= 127 */
+            q[i] = (int8_t)(x[i] < 0 ? -r : r);
+        }
+        /* the scale amax / den as m * 2^-k, m in [2048, 4096) */
+        int32_t k = 12 + den_bits - len;
+        uint32_t num = k >= 0 ? amax << k : amax >> -k;
+        uint32_t m = num / den;
+        if (m >= 4096u) {
+            m = num / (2u * den);
+            k--;
+        }
+        s[g] = tp_fx_pack(base + k, m);
+    }
+}
+
+uint32_t tp_isqrt64(uint64_t x) {
+    uint64_t r = 0, bit = 1ull << 62;
+    while (bit > x) bit >>= 2;
+    while (bit != 0) {
+        if (x >= r + bit) {
+            x -= r + bit;
+            r = (r >> 1) + bit;
+        } else {
+            r >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (uint32_t)r;
+}
+
+uint32_t tp_fx_query_den(int head_size) {
+    return tp_isqrt64((uint64_t)127 * 127 * (uint64_t)head_size << 16);
+}
+
+/* ----------------------------------------------------------------------------
+ * RMSNorm */
+
+void tp_fx_rmsnorm(int32_t *out, const int32_t *x, const float *w, int n) {
+    uint64_t ss = 0;
+    for (int j = 0; j < n; j++) {
+        ss += (uint64_t)((int64_t)x[j] * (int64_t)x[j]);
+    }
+    uint64_t ms = ss / (uint64_t)n + 42950u; /* Q32 mean square + 1e-5 */
+    /* scale by 4^j into [2^60, 2^62) so the root r has 31 bits */
+    int32_t jj = (62 - tp_bitlen64(ms)) >> 1;
+    uint64_t msn = jj >= 0 ? ms << (2 * jj) : ms >> (-2 * jj);
+    uint32_t r = tp_isqrt64(msn);          /* rms = r * 2^(-jj - 16) */
+    uint64_t inv = (1ull << 61) / r;       /* <= 2^31 */
+    int sh = 45 - jj;                      /* 1/rms in Q16 is inv * 2^(jj - 45) * 2^16 */
+    for (int j = 0; j < n; j++) {
+        /* |x| < 2^31, inv <= 2^31: the product fits int64 */
+        int32_t nj = (int32_t)(((int64_t)x[j] * (int64_t)inv) >> sh);
+        out[j] = tp_fx_mulf(nj, tp_f32_bits(&w[j]), 0);
+    }
+}
+
+/* ----------------------------------------------------------------------------
+ * exp, softmax, SiLU */
+
+/* 2^f on [0, 1): degree-4 polynomial, coefficients Q16, f in Q15 */
+#define TP_EXP2_C0 65536u
+#define TP_EXP2_C1 45414u
+#define TP_EXP2_C2 15835u
+#define TP_EXP2_C3 3389u
+#define TP_EXP2_C4 897u
+
+uint32_t tp_fx_exp(int32_t d) {
+    if (d < -(1 << 22)) d = -(1 << 22);
+    int32_t y = (int32_t)(((int64_t)d * 94548) >> 16); /* d * log2(e), Q16 */
+    int32_t n = y >> 16;                                /* floor, <= 0 */
+    uint32_t f = ((uint32_t)y & 0xFFFFu) >> 1;          /* Q15 */
+    uint32_t p = TP_EXP2_C4;
+    p = ((p * f) >> 15) + TP_EXP2_C3;
+    p = ((p * f) >> 15) + TP_EXP2_C2;
+    p = ((p * f) >> 15) + TP_EXP2_C1;
+    p = ((p * f) >> 15) + TP_EXP2_C0; /* 2^f in Q16, < 2^17 */
+    return -n > 31 ? 0u : (p << 14) >> -n;
+}
+
+void tp_fx_softmax(int32_t *x, int n) {
+    int32_t max = x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] > max) max = x[i];
+    }
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t d = (int64_t)x[i] - (int64_t)max;
+        uint32_t e = tp_fx_exp(d < -(1 << 22) ? -(1 << 22) : (int32_t)d);
+        x[i] = (int32_t)e;
+        sum += e;
+    }
+    /* one division per call: x / sum as x * floor((2^62 - 1) / sum) / 2^32;
+     * sum >= 2^30 (the maximum contributes exactly 2^30) */
+    uint32_t r = (uint32_t)(((1ull << 62) - 1) / sum);
+    for (int i = 0; i < n; i++) {
+        x[i] = (int32_t)(((uint64_t)(uint32_t)x[i] * r) >> 32);
+    }
+}
+
+int32_t tp_fx_swiglu(int32_t a, int32_t b) {
+    /* sigmoid from exp of -|a| only, so no argument is positive */
+    int32_t neg = a < 0 ? a : -a;
+    uint32_t e16 = tp_fx_exp(neg) >> 14;        /* Q16, <= 2^16 */
+    uint32_t s = (1u << 31) / (65536u + e16);   /* 1 / (1 + e^-|a|), Q15 */
+    int32_t sig = (int32_t)(a >= 0 ? s : 32768u - s);
+    int32_t silu = (int32_t)(((int64_t)a * sig) >> 15);
+    return (int32_t)(((int64_t)silu * (int64_t)b) >> 16);
+}
+
+/* ----------------------------------------------------------------------------
+ * Logits to f32 */
+
+float tp_fx_to_f32(int32_t x) {
+    union { uint32_t u; float f; } v;
+    if (x == 0) {
+        v.u = 0;
+        return v.f;
+    }
+    uint32_t sign = x < 0 ? 0x80000000u : 0u;
+    uint32_t a = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
+    int len = tp_bitlen32(a);
+    uint32_t m;
+    if (len <= 24) {
+        m = a << (24 - len);
+    } else {
+        int sh = len - 24;
+        m = a >> sh;
+        uint32_t rem = a & ((1u << sh) - 1u), half = 1u << (sh - 1);
+        if (rem > half || (rem == half && (m & 1u))) m++;
+        if (m == (1u << 24)) {
+            m >>= 1;
+            len++;
+        }
+    }
+    /* a / 2^16 = m * 2^(len - 24 - 16), m in [2^23, 2^24) */
+    v.u = sign | ((uint32_t)(len - 1 - 16 + 127) << 23) | (m & 0x7FFFFFu);
+    return v.f;
+}
