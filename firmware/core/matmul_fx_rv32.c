@@ -47,6 +47,7 @@ void tp_matmul_q8_fx(int32_t *out, const QVectorFx *x, const QTensor *w, int row
                      int group_size, int shift) {
     int groups = (cols + group_size - 1) / group_size;
     const int8_t *xq = x->q;
+    int whole32 = group_size == 32 && cols % 32 == 0;
     int r = 0;
     for (; r + 4 <= rows; r += 4) {
         /* four row pointers and the activation pointer run through the rows
@@ -60,6 +61,14 @@ void tp_matmul_q8_fx(int32_t *out, const QVectorFx *x, const QTensor *w, int row
         for (int g = 0, start = 0; g < groups; g++, start += group_size) {
             const int8_t *pend = xq + (start + group_size < cols ? start + group_size : cols);
             int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            if (whole32) {
+                /* the usual group of 32, unrolled: no loop control at all */
+                STEP4(0) STEP4(1) STEP4(2) STEP4(3) STEP4(4) STEP4(5) STEP4(6) STEP4(7)
+                STEP4(8) STEP4(9) STEP4(10) STEP4(11) STEP4(12) STEP4(13) STEP4(14) STEP4(15)
+                STEP4(16) STEP4(17) STEP4(18) STEP4(19) STEP4(20) STEP4(21) STEP4(22) STEP4(23)
+                STEP4(24) STEP4(25) STEP4(26) STEP4(27) STEP4(28) STEP4(29) STEP4(30) STEP4(31)
+                px += 32, p0 += 32, p1 += 32, p2 += 32, p3 += 32;
+            }
             /* eight columns per step: each activation byte is loaded once and
              * used at once, so the step needs no more registers than four */
             for (; px + 8 <= pend; px += 8, p0 += 8, p1 += 8, p2 += 8, p3 += 8) {
