@@ -27,6 +27,12 @@ static void quantize_mm(const Transformer *t, QVectorFx *xq, const int32_t *x, i
     tp_fx_quantize(xq->q, xq->s, x, n, t->config.group_size, 127u, 144 - t->mm_shift);
 }
 
+/* q.k over eight int8 pairs */
+static inline int32_t dot8(const int8_t *a, const int8_t *b) {
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3] + a[4] * b[4] + a[5] * b[5] +
+           a[6] * b[6] + a[7] * b[7];
+}
+
 /* The rotation of one pair by the f32 (cos, sin) read as Q30. */
 static inline void rotate(int32_t *v, int32_t c30, int32_t s30) {
     int64_t a = v[0], b = v[1];
@@ -103,7 +109,11 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
             const int32_t *ks = s->key_scale + lslot * (size_t)n_kv + (size_t)kh;
             for (int t2 = 0; t2 <= pos; t2++, kt += kv_dim, ks += n_kv) {
                 int32_t dot = 0;
-                for (int i = 0; i < head_size; i++) dot += (int32_t)qh[i] * (int32_t)kt[i];
+                if ((head_size & 7) == 0) { /* eight at a time, constant offsets */
+                    for (int i = 0; i < head_size; i += 8) dot += dot8(qh + i, kt + i);
+                } else {
+                    for (int i = 0; i < head_size; i++) dot += (int32_t)qh[i] * (int32_t)kt[i];
+                }
                 /* score in Q16: dot * (qm * km >> att_shift), shifted by both exponents */
                 uint32_t cm = (qm * tp_fx_mant(*ks)) >> t->att_shift;
                 att[t2] = tp_fx_shift32(dot * (int32_t)cm, qbase + tp_fx_base(*ks));
@@ -119,7 +129,33 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
             }
             int32_t *xbh = s->xb + h * head_size;
             const int8_t *v0 = s->value_cache + lslot * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
-            for (int i = 0; i < head_size; i++) {
+            int i0 = 0;
+            /* eight elements at a time in registers, each position's weight
+             * loaded once for the eight */
+            for (; i0 + 8 <= head_size; i0 += 8) {
+                uint32_t c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
+                const int8_t *vt = v0 + i0;
+                for (int t2 = 0; t2 <= pos; t2++, vt += kv_dim) {
+                    uint32_t a = (uint32_t)att[t2];
+                    c0 += a * (uint32_t)(int32_t)vt[0];
+                    c1 += a * (uint32_t)(int32_t)vt[1];
+                    c2 += a * (uint32_t)(int32_t)vt[2];
+                    c3 += a * (uint32_t)(int32_t)vt[3];
+                    c4 += a * (uint32_t)(int32_t)vt[4];
+                    c5 += a * (uint32_t)(int32_t)vt[5];
+                    c6 += a * (uint32_t)(int32_t)vt[6];
+                    c7 += a * (uint32_t)(int32_t)vt[7];
+                }
+                xbh[i0] = (int32_t)c0 >> 8;
+                xbh[i0 + 1] = (int32_t)c1 >> 8;
+                xbh[i0 + 2] = (int32_t)c2 >> 8;
+                xbh[i0 + 3] = (int32_t)c3 >> 8;
+                xbh[i0 + 4] = (int32_t)c4 >> 8;
+                xbh[i0 + 5] = (int32_t)c5 >> 8;
+                xbh[i0 + 6] = (int32_t)c6 >> 8;
+                xbh[i0 + 7] = (int32_t)c7 >> 8;
+            }
+            for (int i = i0; i < head_size; i++) {
                 const int8_t *vt = v0 + i;
                 uint32_t acc = 0;
                 for (int t2 = 0; t2 <= pos; t2++, vt += kv_dim) acc += (uint32_t)att[t2] * (uint32_t)(int32_t)*vt;
