@@ -88,3 +88,22 @@ def test_riscv_generates_the_reference_tokens_greedy_and_sampled(tmp_path: Path,
         assert len(set(device)) >= (2 if temperature == 0 else 6)
         (rep,) = [r for r in records if r["type"] == "repetition"]
         assert rep["matches_reference"] is True
+
+
+@pytest.mark.parametrize("model", ["demo", "demo-int4"])
+def test_riscv_logits_are_the_fixed_point_reference_bit_for_bit(tmp_path: Path, riscv_firmware: FirmwareImage,
+                                                                 model: str) -> None:
+    # EVAL on the fixed-point board: every logit of a 64-token text equals the host's fixed-point reference
+    # bit for bit, and the figures against the fp32 model stay close to those of the f32 arithmetic.
+    session, jsonl = plan_run(RunOptions(device="riscv", model=model, tokens=4, repeat=5, warmup=0,
+                                         out=tmp_path, emulate=True, check_quality=True))
+    session.run()
+    records = read_jsonl(jsonl)
+    summary = records[-1]
+    assert records[0]["arithmetic"] == "fixed-point"
+    assert summary["status"] == "ok" and summary["valid"] is True, summary["reasons"]
+    quality = summary["quality"]
+    assert quality["logits_match_reference"] is True and quality["first_mismatch_position"] is None
+    assert quality["text_tokens"] == 64
+    assert quality["top1_agreement"] >= (0.98 if model == "demo" else 0.9)
+    assert quality["kl_mean"] < (1e-3 if model == "demo" else 1e-2)
