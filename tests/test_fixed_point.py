@@ -3,7 +3,9 @@ exact maths, and its forward pass against the f32 one and the fp32 model."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -90,3 +92,17 @@ def test_fixed_point_forward_is_close_to_f32_and_the_fp32_model() -> None:
     assert fixed.quantization == "int8-fixed" and fixed.tokens == f32.tokens
     assert fixed.top1_agreement is not None and f32.top1_agreement is not None and fixed.kl_mean is not None
     assert fixed.top1_agreement >= f32.top1_agreement - 0.01 and fixed.kl_mean < 2e-4
+
+
+def test_model_eval_cli_measures_the_fixed_point_arithmetic(tmp_path: Path) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text("Once upon a time, there was a little girl named Lily. She had a red ball.\n", encoding="utf-8")
+    out = {}
+    for flag in ([], ["--fixed-point"]):
+        result = subprocess.run([sys.executable, "-m", "profiler.cli", "model", "eval", "demo", "--text", str(text),
+                                 "--json", *flag], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        out[bool(flag)] = json.loads(result.stdout)
+    assert out[False]["quantization"] == "int8" and out[True]["quantization"] == "int8-fixed"
+    assert out[True]["tokens"] == out[False]["tokens"] > 10
+    assert out[True]["top1_agreement"] >= 0.9 and out[True]["kl_mean"] < 1e-3

@@ -175,7 +175,7 @@ int tp_transformer_init(Transformer *t, const Model *m, Arena *a) {
 
     /* fixed point: |acc| <= B for a group dot, so with mantissa products
      * below 2^30 (matmul) and 2^24 (q.k) these shifts keep acc * cm in int32 */
-    uint32_t wmax = c->quant == TP_QUANT_INT4 ? 8u : 127u;
+    uint32_t wmax = c->quant == TP_QUANT_INT4 ? 8u : 128u; /* readers accept -128 and -8 */
     uint32_t b_mm = (uint32_t)c->group_size * wmax * 127u;
     uint32_t b_att = (uint32_t)c->head_size * 127u * 127u;
     t->mm_shift = 32 - __builtin_clz(b_mm) - 1;

@@ -162,7 +162,7 @@ def to_f32(x: np.ndarray) -> np.ndarray:
 
 def matmul_shift(config: ModelConfig) -> int:
     """Shift of the mantissa product in the matmul: acc * cm stays below 2^31."""
-    bound = config.group_size * (8 if config.quant == "int4" else 127) * 127
+    bound = config.group_size * (8 if config.quant == "int4" else 128) * 127  # |w| <= 128 or 8
     return bound.bit_length() - 1
 
 
