@@ -37,11 +37,13 @@ void tp_fx_quantize(int8_t *q, int32_t *s, const int32_t *x, int n, int group_si
         int len = tp_bitlen32(amax);
         /* q = round(|x| * 127 / amax), on at most 23 bits so |x| * 254 fits */
         int drop = len > 23 ? len - 23 : 0;
-        uint32_t a2 = amax >> drop;
+        uint32_t a2 = amax >> drop, d2 = 2u * a2;
         for (int i = start; i < end; i++) {
-            uint32_t a = (x[i] < 0 ? 0u - (uint32_t)x[i] : (uint32_t)x[i]) >> drop;
-            int32_t r = (int32_t)((a * 254u + a2) / (2u * a2)); /* <= 127 */
-            q[i] = (int8_t)(x[i] < 0 ? -r : r);
+            /* |x| and the sign put back without a branch: sgn is 0 or all ones */
+            uint32_t sgn = (uint32_t)(x[i] >> 31);
+            uint32_t a = (((uint32_t)x[i] ^ sgn) - sgn) >> drop;
+            uint32_t r = (a * 254u + a2) / d2; /* <= 127 */
+            q[i] = (int8_t)(int32_t)((r ^ sgn) - sgn);
         }
         /* the scale amax / den as m * 2^-k, m in [2048, 4096) */
         int32_t k = 12 + den_bits - len;
