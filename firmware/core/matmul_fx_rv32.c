@@ -116,6 +116,19 @@ static inline int32_t nib(const uint8_t *row, int j) {
     return (j & 1) ? b >> 4 : (int32_t)((uint32_t)b << 28) >> 28;
 }
 
+/* byte k of the current step in the four rows: columns 2k (low nibble) and
+ * 2k + 1 (high nibble) */
+#define BYTE4(k)                                                       \
+    {                                                                  \
+        int32_t xl = px[2 * (k)], xh = px[2 * (k) + 1];                \
+        int32_t c0 = b0[k], c1 = b1[k], c2 = b2[k], c3 = b3[k];        \
+        a0 += ((int32_t)((uint32_t)c0 << 28) >> 28) * xl + (c0 >> 4) * xh; \
+        a1 += ((int32_t)((uint32_t)c1 << 28) >> 28) * xl + (c1 >> 4) * xh; \
+        a2 += ((int32_t)((uint32_t)c2 << 28) >> 28) * xl + (c2 >> 4) * xh; \
+        a3 += ((int32_t)((uint32_t)c3 << 28) >> 28) * xl + (c3 >> 4) * xh; \
+    }
+
+__attribute__((optimize("no-schedule-insns")))
 void tp_matmul_q4_fx(int32_t *out, const QVectorFx *x, const QTensor *w, int rows, int cols,
                      int group_size, int shift) {
     int groups = (cols + group_size - 1) / group_size;
@@ -139,14 +152,16 @@ void tp_matmul_q4_fx(int32_t *out, const QVectorFx *x, const QTensor *w, int row
                 a3 += nib(w3, j) * xj;
                 j++;
             }
-            for (; j + 1 < end; j += 2) { /* one byte of each row, two values */
-                int32_t xl = xq[j], xh = xq[j + 1];
-                int32_t b0 = (int8_t)w0[j >> 1], b1 = (int8_t)w1[j >> 1];
-                int32_t b2 = (int8_t)w2[j >> 1], b3 = (int8_t)w3[j >> 1];
-                a0 += ((int32_t)((uint32_t)b0 << 28) >> 28) * xl + (b0 >> 4) * xh;
-                a1 += ((int32_t)((uint32_t)b1 << 28) >> 28) * xl + (b1 >> 4) * xh;
-                a2 += ((int32_t)((uint32_t)b2 << 28) >> 28) * xl + (b2 >> 4) * xh;
-                a3 += ((int32_t)((uint32_t)b3 << 28) >> 28) * xl + (b3 >> 4) * xh;
+            /* eight columns (four bytes of each row) per step, pointers
+             * bumped once so the loads take constant offsets */
+            const int8_t *px = xq + j;
+            const int8_t *b0 = (const int8_t *)w0 + (j >> 1), *b1 = (const int8_t *)w1 + (j >> 1);
+            const int8_t *b2 = (const int8_t *)w2 + (j >> 1), *b3 = (const int8_t *)w3 + (j >> 1);
+            for (; j + 8 <= end; j += 8, px += 8, b0 += 4, b1 += 4, b2 += 4, b3 += 4) {
+                BYTE4(0) BYTE4(1) BYTE4(2) BYTE4(3)
+            }
+            for (; j + 1 < end; j += 2, px += 2, b0++, b1++, b2++, b3++) {
+                BYTE4(0)
             }
             if (j < end) {
                 int32_t xj = xq[j];
