@@ -294,7 +294,9 @@ def test_fixed_point_reference_matches_fixed_point_host_build(tmp_path: Path, te
     # host's fixed-point reference: int4 and int8, short last groups, odd group sizes, MHA and GQA.
     shapes = (("int4", replace(SMALL, hidden_dim=171, group_size=24, shared_classifier=False)),
               ("int4", SMALL), ("int8", replace(SMALL, hidden_dim=171, group_size=7)),
-              ("int8", replace(SMALL, n_kv_heads=4, group_size=64)))
+              ("int8", replace(SMALL, n_kv_heads=4, group_size=64)),
+              ("int8", replace(SMALL, dim=48, hidden_dim=130, n_heads=4)),  # head_size 12: 8 + 4 per loop
+              ("int4", replace(SMALL, dim=48, hidden_dim=130, n_heads=8, n_kv_heads=4, group_size=16)))
     prompt = [1, 40, 41, 42]
     for quant, shape in shapes:
         model = quantize_weights(random_float_weights(shape, seed=11), shape.group_size, quant=quant)
@@ -303,7 +305,7 @@ def test_fixed_point_reference_matches_fixed_point_host_build(tmp_path: Path, te
                               str(seed), *map(str, prompt)], check=True, capture_output=True, text=True)
         device = [int(t) for t in run.stdout.split()]
         assert device == generate(model, prompt, 20, temperature, seed, fixed_point=True), (quant, shape)
-        assert len(set(device)) >= 3
+        assert temperature == 0 or len(set(device)) >= 3  # sampling visits many tokens
     assert demo.tokenizer is not None
     prompt = demo.tokenizer.encode("Once upon a time")
     run = subprocess.run([str(host_tools_fixed / "tp_generate"), str(DEMO), "40", str(temperature), str(seed),
