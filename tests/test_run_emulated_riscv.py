@@ -9,6 +9,7 @@ the host checks it against the fixed-point reference. The runs use a short promp
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,30 @@ def test_riscv_logits_are_the_fixed_point_reference_bit_for_bit(tmp_path: Path, 
     assert quality["text_tokens"] == 64
     assert quality["top1_agreement"] >= (0.98 if model == "demo" else 0.9)
     assert quality["kl_mean"] < (1e-3 if model == "demo" else 1e-2)
+
+
+def test_riscv_forward_pass_calls_no_soft_float_routine(riscv_firmware: FirmwareImage) -> None:
+    # The fixed-point pass, read from the firmware's own disassembly: the forward pass and every routine it
+    # reaches call only integer helpers of libgcc (64-bit division, count leading zeros), never __*sf*.
+    dump = subprocess.run(["riscv64-unknown-elf-objdump", "-d", str(riscv_firmware.elf)], capture_output=True,
+                          text=True, check=True).stdout
+    calls: dict[str, set[str]] = {}
+    current = ""
+    for line in dump.splitlines():
+        head = re.match(r"^[0-9a-f]+ <([A-Za-z0-9_.]+)>:$", line)
+        if head:
+            current = head.group(1)
+            calls[current] = set()
+        else:
+            target = re.search(r"\s(?:jal|j|call|tail)\s+(?:ra,)?[0-9a-f]+ <([A-Za-z0-9_.]+)(?:\+0x[0-9a-f]+)?>", line)
+            if target and current:
+                calls[current].add(target.group(1))
+    reached, todo = set(), ["tp_forward"]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo += sorted(calls.get(name, set()))
+    assert {"tp_matmul_q8_fx", "tp_fx_rmsnorm", "tp_fx_softmax", "tp_fx_swiglu"} <= reached
+    assert not [n for n in reached if n.startswith("__") and n.endswith(("sf2", "sf3", "sfsi", "sisf"))], reached
+    assert "tp_exp" not in reached and "tp_softmax" not in reached  # the f32 ones stay for sampling
