@@ -9,6 +9,7 @@ the host checks it against the fixed-point reference. The runs use a short promp
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -135,3 +136,25 @@ def test_riscv_forward_pass_calls_no_soft_float_routine(riscv_firmware: Firmware
     assert {"tp_matmul_q8_fx", "tp_fx_rmsnorm", "tp_fx_softmax", "tp_fx_swiglu"} <= reached
     assert not [n for n in reached if n.startswith("__") and n.endswith(("sf2", "sf3", "sfsi", "sisf"))], reached
     assert "tp_exp" not in reached and "tp_softmax" not in reached  # the f32 ones stay for sampling
+
+
+def test_riscv_portable_kernels_give_the_same_tokens_as_the_rv32_ones(tmp_path: Path) -> None:
+    # KERNELS=portable (plain loops of core/matmul_fx.c) reaches make through the environment; a cache of
+    # its own keeps that build apart from the default one. Both must match the fixed-point reference, and
+    # the RV32 kernels must be the faster.
+    figures = {}
+    for kernels in ("portable", "rv32"):
+        env = {**os.environ, "TINY_PROFILER_CACHE": str(tmp_path / f"cache-{kernels}")}
+        if kernels == "portable":
+            env["KERNELS"] = "portable"
+        else:
+            env.pop("KERNELS", None)
+        result = subprocess.run([*CLI, "run", "--device", "riscv", "--emulate", "--model", "demo-int4", "--prompt",
+                                 "The cat", "--tokens", "8", "--repeat", "5", "--warmup", "0", "--out",
+                                 str(tmp_path / kernels), "--json"], capture_output=True, text=True, timeout=600,
+                                env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["valid"] is True and summary["reference_match"] is True, summary["reasons"]
+        figures[kernels] = summary["decode_instructions_per_token"]
+    assert figures["rv32"] < 0.9 * figures["portable"]
