@@ -106,3 +106,12 @@ def test_model_eval_cli_measures_the_fixed_point_arithmetic(tmp_path: Path) -> N
     assert out[False]["quantization"] == "int8" and out[True]["quantization"] == "int8-fixed"
     assert out[True]["tokens"] == out[False]["tokens"] > 10
     assert out[True]["top1_agreement"] >= 0.9 and out[True]["kl_mean"] < 1e-3
+
+
+def test_the_firmware_sigmoid_table_is_the_exact_one() -> None:
+    source = (ROOT / "firmware" / "core" / "fixed.c").read_text(encoding="utf-8")
+    body = source.split("sigmoid_q15[513] = {", 1)[1].split("};", 1)[0]
+    assert [int(v) for v in body.replace(",", " ").split()] == fx.sigmoid_table()
+    assert fx.SIGMOID_Q15[0] == 16384 and fx.SIGMOID_Q15[-1] == 32768 and np.all(np.diff(fx.SIGMOID_Q15) >= 0)
+    i = np.arange(513)
+    assert np.max(np.abs(fx.SIGMOID_Q15 - 32768 / (1 + np.exp(-i / 32)))) <= 0.5

@@ -64,7 +64,7 @@ uint32_t tp_fx_exp(int32_t d);
 /* In-place softmax of Q16 scores x[0..n-1] into Q30 probabilities. */
 void tp_fx_softmax(int32_t *x, int n);
 
-/* silu(a) * b in Q16. */
+/* silu(a) * b in Q16, the sigmoid from a 513-entry Q15 table. */
 int32_t tp_fx_swiglu(int32_t a, int32_t b);
 
 /* The f32 nearest x / 65536 (round to nearest even), from integer operations. */

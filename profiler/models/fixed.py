@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import numpy as np
 
@@ -24,6 +25,18 @@ EPS_Q32 = 42950  # round(1e-5 * 2^32)
 LOG2E_Q16 = 94548  # round(log2(e) * 2^16)
 EXP_MIN = -(1 << 22)  # exp arguments are clamped here (-64.0)
 EXP2_COEFFS = (65536, 45414, 15835, 3389, 897)  # 2^f on [0, 1), Q16, f in Q15
+
+
+def sigmoid_table() -> list[int]:
+    """sigmoid(i/32) in Q15 for i = 0..512, the nearest integer to the exact value (50-digit decimals:
+    no value is near a tie, so this is the same on every machine); `fixed.c` holds the same table."""
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return [int((Decimal(32768) / (1 + (Decimal(-i) / 32).exp())).to_integral_value(rounding=ROUND_HALF_UP))
+                for i in range(513)]
+
+
+SIGMOID_Q15 = np.array(sigmoid_table(), dtype=np.int64)
 
 
 def wrap32(v: np.ndarray) -> np.ndarray:
@@ -127,10 +140,13 @@ def softmax_q30(x: np.ndarray) -> np.ndarray:
 
 
 def swiglu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """`tp_fx_swiglu`: silu(a) * b in Q16."""
+    """`tp_fx_swiglu`: silu(a) * b in Q16, the sigmoid from SIGMOID_Q15 by linear interpolation."""
     a, b = np.asarray(a, dtype=i64), np.asarray(b, dtype=i64)
-    e16 = exp_q30(-np.abs(a)) >> 14
-    s = (1 << 31) // (ONE + e16)
+    mag = np.abs(a)
+    inside = mag < (16 << 16)
+    idx = np.where(inside, mag >> 11, 0)
+    lo, hi = SIGMOID_Q15[idx], SIGMOID_Q15[idx + 1]
+    s = np.where(inside, lo + (((hi - lo) * (mag & 0x7FF)) >> 11), 32768)
     sig = np.where(a >= 0, s, 32768 - s)
     silu = wrap32((a * sig) >> 15)
     return wrap32((silu * b) >> 16)
