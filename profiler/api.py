@@ -88,10 +88,13 @@ def open_model(path: Path) -> tuple[TpmModel, ModelHandle]:
     tokenizer = model.tokenizer
     if tokenizer is None:
         raise ModelError(f"{path} has no tokenizer block; re-convert it with its tokenizer.bin")
-    reference = Reference(model)
+    references: dict[bool, Reference] = {}  # one per arithmetic the boards report
 
-    def reference_tokens(prompt: Sequence[int], n: int, temperature: float, seed: int) -> list[int]:
-        return reference.generate(list(prompt), n, temperature, seed)
+    def reference_tokens(prompt: Sequence[int], n: int, temperature: float, seed: int,
+                         fixed_point: bool = False) -> list[int]:
+        if fixed_point not in references:
+            references[fixed_point] = Reference(model, fixed_point)
+        return references[fixed_point].generate(list(prompt), n, temperature, seed)
 
     handle = ModelHandle(
         path=path,

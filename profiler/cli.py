@@ -289,6 +289,9 @@ def model_eval(
         typer.Option(help="Float model it came from (llama2.c .bin or GGUF); default for a bundled model: its fp32."),
     ] = None,
     max_windows: Annotated[Optional[int], typer.Option(help="Stop after this many context windows.")] = None,  # noqa: UP045
+    fixed_point: Annotated[
+        bool, typer.Option("--fixed-point", help="Use the fixed-point arithmetic of boards without an FPU.")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Quantization error against the fp32 model: top-1 agreement, mean KL, perplexity of both."""
@@ -308,7 +311,7 @@ def model_eval(
         content = text.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read --text {text}: {exc.strerror}; pass a UTF-8 text file") from None
-    result = evaluate(quantized, content, weights, max_windows)
+    result = evaluate(quantized, content, weights, max_windows, fixed_point)
     if json_out:
         print(json.dumps({"model": str(path), "reference": str(ref_path) if ref_path else None, **result.to_dict()}))
         return

@@ -62,6 +62,7 @@ class Capability(IntFlag):
     MEM_SAMPLES = 1 << 2
     INT4 = 1 << 3
     EVAL = 1 << 4
+    FIXED_POINT = 1 << 5  # the board runs the fixed-point forward pass (no FPU)
     CPU_SAMPLES = 1 << 8
     TEMP_SENSOR = 1 << 9
     INA = 1 << 10

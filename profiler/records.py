@@ -57,6 +57,7 @@ class SessionHeader(Record):
     flash_total_bytes: int | None = None
     firmware_sections: dict[str, int] | None = None
     emulator: dict[str, Any] | None = None
+    arithmetic: str | None = None  # the board's forward pass: "f32" or "fixed-point" (HELLO bit 5)
 
 
 @dataclass(frozen=True)

@@ -106,9 +106,10 @@ class ModelHandle:
     size_bytes: int
     quantization: str
     token_bytes: Callable[[int, int], bytes]
-    reference_tokens: Callable[[Sequence[int], int, float, int], list[int]]
-    # run --check-quality: (tokens, the board's logits per position) -> a QualityCheck
-    quality_check: Callable[[list[int], list[list[float]]], Any] | None = None
+    # (prompt, tokens, temperature, seed, fixed_point) -> the tokens the board must produce
+    reference_tokens: Callable[[Sequence[int], int, float, int, bool], list[int]]
+    # run --check-quality: (tokens, the board's logits per position, fixed_point) -> a QualityCheck
+    quality_check: Callable[[list[int], list[list[float]], bool], Any] | None = None
 
 
 @dataclass
@@ -199,6 +200,7 @@ class Session:
             flash_total_bytes=hello.flash_total_bytes if hello else board.flash_bytes,
             firmware_sections=fw.sections if fw else None,
             emulator=emulator,
+            arithmetic=("fixed-point" if self._fixed_point() else "f32") if hello else None,
         )
         self._header_written = True
         self._emit(header)
@@ -408,10 +410,15 @@ class Session:
             done.append(self._one_repetition(wire_rep, wire_rep - settings.warmup, False, reference))
         return done
 
+    def _fixed_point(self) -> bool:
+        """Whether the board runs the fixed-point forward pass (HELLO capability bit 5)."""
+        return self._hello is not None and bool(self._hello.capabilities & Capability.FIXED_POINT)
+
     def _reference(self) -> list[int]:
         with self._phase("reference"):
             s = self.settings
-            return self.model.reference_tokens(s.prompt_tokens, s.tokens, s.temperature, s.seed)
+            return self.model.reference_tokens(s.prompt_tokens, s.tokens, s.temperature, s.seed,
+                                               self._fixed_point())
 
     def _one_repetition(self, wire_rep: int, rep: int, warmup: bool, reference: list[int]) -> RepetitionEvents:
         assert self._link is not None and self._hello is not None
@@ -508,7 +515,7 @@ class Session:
             if len({len(row) for row in rows}) != 1 or not rows[0]:
                 raise ProtocolError(f"the board sent incomplete logits for {len(tokens)} positions; "
                                     "rebuild the firmware and check the link")
-            self._quality = self.model.quality_check(tokens, rows)
+            self._quality = self.model.quality_check(tokens, rows, self._fixed_point())
 
     def _with_quality(self, summary: SummaryRecord) -> SummaryRecord:
         """The summary with the quality check's figures; logits unlike the host's make it invalid."""

@@ -8,6 +8,7 @@ tp_protocol_test checks its own encoder and decoder against the file.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -27,8 +28,14 @@ def vectors() -> list[tuple[int, int, bytes]]:
         model_crc32=0xDEADBEEF, model_status=0, firmware_id="stm32f4-0123456789ab",
         board="stm32f405",
     )  # fmt: skip
+    fixed = dataclasses.replace(
+        hello, capabilities=int(p.Capability.INT8 | p.Capability.SEEDED_SAMPLING | p.Capability.EVAL
+                                | p.Capability.FIXED_POINT), clock_hz=125_000_000, timer_bits=64,
+        timer_hz=10_000_000, firmware_id="riscv-virt-0123456789ab", board="riscv32-virt",
+    )  # a board without an FPU: capability bit 5
     return [
         (p.MsgType.HELLO, 0, p.hello_payload(hello)),
+        (p.MsgType.HELLO, 17, p.hello_payload(fixed)),
         (p.MsgType.TOKEN, 1, p.token_payload(p.Token(0, 0, 5, 300, 123456789))),
         (p.MsgType.TOKEN, 65535, p.token_payload(p.Token(7, 31, 36, 511, 2**40 + 17))),
         (p.MsgType.PHASE, 2, p.phase_payload(p.Phase(0, p.PhaseMark.PREFILL_START, 0))),

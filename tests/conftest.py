@@ -27,6 +27,16 @@ def host_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build
 
 
+@pytest.fixture(scope="session", params=["rv32", "portable"])
+def host_tools_fixed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The core built for the host with the fixed-point forward pass (FIXED_POINT=1), once with the
+    RV32 kernels (KERNELS=rv32, core/matmul_fx_rv32.c) and once with the portable ones (KERNELS=portable)."""
+    build = tmp_path_factory.mktemp(f"host-build-fixed-{request.param}")
+    subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), "host", f"BUILD_DIR={build}", "FIXED_POINT=1",
+                    f"KERNELS={request.param}"], check=True)
+    return build
+
+
 @pytest.fixture(scope="session")
 def firmware_image():  # type: ignore[no-untyped-def]
     """The STM32F4 firmware image for the current sources."""

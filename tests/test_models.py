@@ -196,13 +196,14 @@ def test_generate_is_deterministic(demo: TpmModel) -> None:
 
 def test_arena_bytes_of_the_demo(demo: TpmModel) -> None:
     # x, xb, xb2 3*256 + hb, hb2 2*688 + q 256 + att 4*8*64 + logits 4*512
-    # + xq.q 172 -> 176 + xq.scale 4*6 + key/value caches 2 * 4*5*64*32
-    assert arena_bytes(demo.config) == 768 + 1376 + 256 + 2048 + 2048 + 176 + 24 + 81920
-    assert kv_cache_bytes(demo.config) == 81920
-    assert check_fit(DEMO.stat().st_size, demo.config, 512 * 1024, 96 * 1024).arena_bytes \
-        == 88616
-    with pytest.raises(FitError, match=r"needs 86\.5 KB of RAM .* stm32f405 arena has 64\.0 KB"):
-        check_fit(DEMO.stat().st_size, demo.config, 512 * 1024, 64 * 1024, board="stm32f405")
+    # + xq.q 172 -> 176 + xq.scale 4*6 + qq.q 64 + qq.scale 4*8
+    # + int8 key/value caches 2 * 5*64*32 + their scales 2 * 4*5*64*4 (one per position and kv head)
+    assert arena_bytes(demo.config) == 768 + 1376 + 256 + 2048 + 2048 + 176 + 24 + 64 + 32 + 30720
+    assert kv_cache_bytes(demo.config) == 2 * 10240 + 2 * 5120
+    assert check_fit(DEMO.stat().st_size, demo.config, 512 * 1024, 48 * 1024).arena_bytes \
+        == 37512
+    with pytest.raises(FitError, match=r"needs 36\.6 KB of RAM .* stm32f405 arena has 32\.0 KB"):
+        check_fit(DEMO.stat().st_size, demo.config, 512 * 1024, 32 * 1024, board="stm32f405")
 
 
 def test_demo_models_are_the_conversion_of_the_committed_checkpoint(tmp_path: Path) -> None:
@@ -284,6 +285,32 @@ def test_reference_matches_firmware_host_build(demo: TpmModel, temperature: floa
     run = subprocess.run([str(host_tools / "tp_generate"), str(DEMO), "40", str(temperature), str(seed),
                           *map(str, prompt)], check=True, capture_output=True, text=True)
     assert [int(t) for t in run.stdout.split()] == generate(demo, prompt, 40, temperature, seed)
+
+
+@pytest.mark.parametrize(("temperature", "seed"), [(0.0, 0), (0.8, 42)])
+def test_fixed_point_reference_matches_fixed_point_host_build(tmp_path: Path, temperature: float, seed: int,
+                                                              host_tools_fixed: Path, demo: TpmModel) -> None:
+    # The integer forward pass of boards without an FPU, with both kernel variants, against the
+    # host's fixed-point reference: int4 and int8, short last groups, odd group sizes, MHA and GQA.
+    shapes = (("int4", replace(SMALL, hidden_dim=171, group_size=24, shared_classifier=False)),
+              ("int4", SMALL), ("int8", replace(SMALL, hidden_dim=171, group_size=7)),
+              ("int8", replace(SMALL, n_kv_heads=4, group_size=64)),
+              ("int8", replace(SMALL, dim=48, hidden_dim=130, n_heads=4)),  # head_size 12: 8 + 4 per loop
+              ("int4", replace(SMALL, dim=48, hidden_dim=130, n_heads=8, n_kv_heads=4, group_size=16)))
+    prompt = [1, 40, 41, 42]
+    for quant, shape in shapes:
+        model = quantize_weights(random_float_weights(shape, seed=11), shape.group_size, quant=quant)
+        model.write(tmp_path / "m.tpm")
+        run = subprocess.run([str(host_tools_fixed / "tp_generate"), str(tmp_path / "m.tpm"), "20", str(temperature),
+                              str(seed), *map(str, prompt)], check=True, capture_output=True, text=True)
+        device = [int(t) for t in run.stdout.split()]
+        assert device == generate(model, prompt, 20, temperature, seed, fixed_point=True), (quant, shape)
+        assert temperature == 0 or len(set(device)) >= 3  # sampling visits many tokens
+    assert demo.tokenizer is not None
+    prompt = demo.tokenizer.encode("Once upon a time")
+    run = subprocess.run([str(host_tools_fixed / "tp_generate"), str(DEMO), "40", str(temperature), str(seed),
+                          *map(str, prompt)], check=True, capture_output=True, text=True)
+    assert [int(t) for t in run.stdout.split()] == generate(demo, prompt, 40, temperature, seed, fixed_point=True)
 
 
 def test_header_constraints_are_checked(tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def test_model_eval_cli(tmp_path: Path, demo: TpmModel) -> None:
 def test_costs_of_the_stories260k_shape(demo: TpmModel) -> None:
     c = costs(demo.config)
     assert c.params == 260_032 and c.weight_macs == 259_328  # docs/DESIGN reference figures
-    assert c.attention_macs_full == 2 * 5 * 8 * 8 * 64 and c.kv_cache_bytes == 81_920
+    assert c.attention_macs_full == 2 * 5 * 8 * 8 * 64 and c.kv_cache_bytes == 30_720
     assert c.flash_bytes_per_token < DEMO_MODEL_PATH.stat().st_size
     int4 = costs(replace(demo.config, quant="int4"))
     assert int4.weight_macs == c.weight_macs and int4.flash_bytes_per_token < 0.6 * c.flash_bytes_per_token
@@ -116,7 +116,7 @@ def test_model_inspect_cli_prints_fit_and_ceilings(firmware_image: object) -> No
                             text=True, check=False)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for needle in ("parameters   260,032", "MACs/token", "bytes/token", "RAM needed   88,616 B", "flash        fits",
+    for needle in ("parameters   260,032", "MACs/token", "bytes/token", "RAM needed   37,512 B", "flash        fits",
                    "RAM          fits", "firmware ELF stm32f4-", "compute", "tokens/s ceiling at 2 MACs/cycle",
                    "bandwidth", "verdict      fits stm32f405"):
         assert needle in out, needle

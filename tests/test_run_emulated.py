@@ -48,6 +48,7 @@ def test_demo_run_is_valid_matches_reference_and_repeats_exactly(tmp_path: Path,
         header = records[0]
         assert header["emulated"] is True and header["board"] == "stm32f405"
         assert header["clock_hz"] == 168_000_000 and header["firmware_id"].startswith("stm32f4-")
+        assert header["arithmetic"] == "f32"  # the Cortex-M4F has an FPU
         assert len(header["model_sha256"]) == 64 and header["prompt_tokens"][0] == 1
         tokens = [r for r in records if r["type"] == "token"]
         assert len(tokens) == (1 + 5) * 32

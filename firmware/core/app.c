@@ -463,6 +463,7 @@ void tp_app_boot(void) {
     tx_seq = 0;
     tp_decoder_init(&rx);
     capabilities = (uint16_t)(TP_CAP_INT8 | TP_CAP_SEEDED_SAMPLING | TP_CAP_MEM_SAMPLES | TP_CAP_INT4 | TP_CAP_EVAL |
+                              (TP_FIXED_POINT ? TP_CAP_FIXED_POINT : 0u) |
                               TP_CAP_CPU_SAMPLES | (pi->caps & (TP_CAP_TEMP_SENSOR | TP_CAP_SYNC_PIN | TP_CAP_EMULATOR)));
     port_sync_pin(0);
     if (tp_power_init() != 0) capabilities |= TP_CAP_INA;

@@ -31,4 +31,29 @@ void tp_matmul_q8(float *out, const QVector *x, const QTensor *w, int rows, int 
 void tp_matmul_q4(float *out, const QVector *x, const QTensor *w, int rows, int cols,
                   int group_size);
 
+/* ----------------------------------------------------------------------------
+ * Fixed-point kernels (TP_FIXED_POINT=1, docs/model-format.md "Fixed-point
+ * arithmetic"): the same integer group dots, then per (row, group), with u
+ * the bits of the f32 weight scale, e = u >> 23 and (base, m) the packed
+ * activation scale (fixed.h):
+ *     skip the group when e == 0;
+ *     wm = ((u & 0x7FFFFF) | 0x800000) >> 6;       18 bits
+ *     cm = (wm * m) >> shift;                        uint32, shift per model
+ *     val = val + shift32(acc * cm, base - e)        int32, wraps mod 2^32
+ * where shift32(v, s) is floor(v / 2^min(s, 31)), or v * 2^min(-s, 31)
+ * mod 2^32 when s < 0. shift is chosen so acc * cm always fits int32.
+ * core/matmul_fx.c is the portable version, core/matmul_fx_rv32.c the
+ * RV32 one (Makefile: KERNELS=portable picks the former). */
+
+typedef struct {
+    int8_t *q;  /* (n,) */
+    int32_t *s; /* (ceil(n/group_size),) packed (base, mantissa), fixed.h */
+} QVectorFx;
+
+/* out (rows,) Q16 = w (rows, cols) @ x (cols,); int8 and int4 weights. */
+void tp_matmul_q8_fx(int32_t *out, const QVectorFx *x, const QTensor *w, int rows, int cols,
+                     int group_size, int shift);
+void tp_matmul_q4_fx(int32_t *out, const QVectorFx *x, const QTensor *w, int rows, int cols,
+                     int group_size, int shift);
+
 #endif /* TP_MATMUL_H */

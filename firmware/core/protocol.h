@@ -70,6 +70,7 @@ enum {
 #define TP_CAP_MEM_SAMPLES (1u << 2)
 #define TP_CAP_INT4 (1u << 3)
 #define TP_CAP_EVAL (1u << 4) /* answers EVAL with LOGITS frames */
+#define TP_CAP_FIXED_POINT (1u << 5) /* integer forward pass (docs/model-format.md) */
 /* Telemetry bits start at 8, leaving 4..7 to the forward pass. */
 #define TP_CAP_CPU_SAMPLES (1u << 8)  /* CPU frames after every RUN */
 #define TP_CAP_TEMP_SENSOR (1u << 9)  /* TEMP frames from an on-chip sensor */

@@ -19,6 +19,29 @@ uint32_t tp_rng_u32(uint64_t *state) {
     return (uint32_t)((s * 0x2545F4914F6CDD1Dull) >> 32);
 }
 
+#if TP_FIXED_POINT
+/* The same order on the bits, so a core without an FPU compares integers: a
+ * float's bits, with the magnitude bits flipped when negative, order like
+ * the float (fixed-point logits are never NaN or -0). */
+static inline int32_t order_key(const float *p) {
+    union { float f; int32_t i; } v;
+    v.f = *p;
+    return v.i ^ ((v.i >> 31) & 0x7FFFFFFF);
+}
+
+int tp_argmax(const float *x, int n) {
+    int best = 0;
+    int32_t kbest = order_key(&x[0]);
+    for (int i = 1; i < n; i++) {
+        int32_t k = order_key(&x[i]);
+        if (k > kbest) { /* strict: the first maximum wins */
+            best = i;
+            kbest = k;
+        }
+    }
+    return best;
+}
+#else
 int tp_argmax(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++) {
@@ -26,6 +49,7 @@ int tp_argmax(const float *x, int n) {
     }
     return best;
 }
+#endif
 
 int tp_sample(Sampler *s, float *logits) {
     int n = s->vocab_size;

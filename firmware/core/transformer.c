@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "fixed.h"
+
 /* ----------------------------------------------------------------------------
  * Scalar helpers. These builtins compile to single instructions (vsqrt.f32,
  * vabs.f32 on the M4F; sqrtss on x86) when built with -fno-math-errno, so the
@@ -65,6 +67,7 @@ void tp_softmax(float *x, int n) {
     }
 }
 
+#if !TP_FIXED_POINT
 /* out may alias x: the sum of squares is taken before anything is written. */
 static void rmsnorm(float *out, const float *x, const float *w, int n) {
     float ss = 0.0f;
@@ -106,14 +109,17 @@ static void quantize(QVector *qx, const float *x, int n, int group_size) {
     }
 }
 
+#endif /* !TP_FIXED_POINT */
+
 /* ----------------------------------------------------------------------------
  * Run state */
 
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
 uint64_t tp_kv_cache_bytes(const Config *c) {
-    uint64_t one = tp_arena_round(4u * (uint64_t)c->n_layers * (uint64_t)c->seq_len *
-                                  (uint64_t)c->kv_dim);
+    uint64_t slots = (uint64_t)c->n_layers * (uint64_t)c->seq_len;
+    uint64_t one = tp_arena_round(slots * (uint64_t)c->kv_dim) +          /* int8 values */
+                   tp_arena_round(4u * slots * (uint64_t)c->n_kv_heads); /* one scale per head */
     return 2u * one;
 }
 
@@ -129,7 +135,9 @@ uint64_t tp_runstate_bytes(const Config *c) {
     total += tp_arena_round(4u * (uint64_t)c->vocab_size);                      /* logits */
     total += tp_arena_round(m);                                                  /* xq.q */
     total += tp_arena_round(4u * ((m + gs - 1) / gs));                           /* xq.scale */
-    total += tp_kv_cache_bytes(c);                               /* key_cache, value_cache */
+    total += tp_arena_round(dim);                                                /* qq.q */
+    total += tp_arena_round(4u * (uint64_t)c->n_heads);                         /* qq.scale */
+    total += tp_kv_cache_bytes(c); /* key_cache, key_scale, value_cache, value_scale */
     return total;
 }
 
@@ -145,7 +153,7 @@ int tp_transformer_init(Transformer *t, const Model *m, Arena *a) {
     size_t dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim;
     size_t mx = dim > hidden ? dim : hidden;
     size_t gs = (size_t)c->group_size;
-    size_t kv = (size_t)c->n_layers * (size_t)c->seq_len * (size_t)c->kv_dim;
+    size_t slots = (size_t)c->n_layers * (size_t)c->seq_len;
     RunState *s = &t->state;
     /* this order is part of the contract with the host's fit check */
     s->x = tp_arena_alloc(a, 4 * dim);
@@ -158,13 +166,32 @@ int tp_transformer_init(Transformer *t, const Model *m, Arena *a) {
     s->logits = tp_arena_alloc(a, 4 * (size_t)c->vocab_size);
     s->xq.q = tp_arena_alloc(a, mx);
     s->xq.s = tp_arena_alloc(a, 4 * ((mx + gs - 1) / gs));
-    s->key_cache = tp_arena_alloc(a, 4 * kv);
-    s->value_cache = tp_arena_alloc(a, 4 * kv);
+    s->qq.q = tp_arena_alloc(a, dim);
+    s->qq.s = tp_arena_alloc(a, 4 * (size_t)c->n_heads);
+    s->key_cache = tp_arena_alloc(a, slots * (size_t)c->kv_dim);
+    s->key_scale = tp_arena_alloc(a, 4 * slots * (size_t)c->n_kv_heads);
+    s->value_cache = tp_arena_alloc(a, slots * (size_t)c->kv_dim);
+    s->value_scale = tp_arena_alloc(a, 4 * slots * (size_t)c->n_kv_heads);
+
+    /* fixed point: |acc| <= B for a group dot, so with mantissa products
+     * below 2^30 (matmul) and 2^24 (q.k) these shifts keep acc * cm in int32 */
+    uint32_t wmax = c->quant == TP_QUANT_INT4 ? 8u : 128u; /* readers accept -128 and -8 */
+    uint32_t b_mm = (uint32_t)c->group_size * wmax * 127u;
+    uint32_t b_att = (uint32_t)c->head_size * 127u * 127u;
+    t->mm_shift = 32 - __builtin_clz(b_mm) - 1;
+    t->att_shift = 32 - __builtin_clz(b_att) - 7;
+    if (t->att_shift < 0) t->att_shift = 0;
+    t->q_den = 0;
+#if TP_FIXED_POINT
+    t->q_den = tp_fx_query_den(c->head_size);
+#endif
     return 0;
 }
 
 /* ----------------------------------------------------------------------------
- * Forward pass */
+ * Forward pass, f32 (the fixed-point one is in forward_fx.c) */
+
+#if !TP_FIXED_POINT
 
 /* The kernel for the model's weight format (int8 or int4). */
 static void matmul(const Config *c, float *out, const QVector *x, const QTensor *w, int rows,
@@ -216,15 +243,12 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
         /* attention rmsnorm */
         rmsnorm(s->xb, x, w->rms_att + (size_t)l * (size_t)dim, dim);
 
-        /* q, k, v; k and v are written straight into this position's cache
-         * slot, rotated in place there */
-        size_t loff = (size_t)l * (size_t)c->seq_len * (size_t)kv_dim;
-        float *k = s->key_cache + loff + (size_t)pos * (size_t)kv_dim;
-        float *v = s->value_cache + loff + (size_t)pos * (size_t)kv_dim;
+        /* q and k in f32 (k in xb2, free until the output projection) */
+        size_t slot = (size_t)l * (size_t)c->seq_len + (size_t)pos;
+        float *k = s->xb2;
         quantize(&s->xq, s->xb, dim, gs);
         matmul(c, s->q, &s->xq, &wq, dim, dim, gs);
         matmul(c, k, &s->xq, &wk, kv_dim, dim, gs);
-        matmul(c, v, &s->xq, &wv, kv_dim, dim, gs);
 
         /* RoPE: rotate each (even, odd) pair of every head by its angle */
         for (int i = 0; i < dim; i += 2) {
@@ -241,30 +265,47 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
             }
         }
 
+        /* int8 KV cache: each head vector of k and v is one quantization
+         * group (head_size long) with its own scale per (position, kv head);
+         * q likewise per query head, so q.k is an exact integer dot. v goes
+         * through xb2 too, once k is stored. */
+        QVector kq = {s->key_cache + slot * (size_t)kv_dim, s->key_scale + slot * (size_t)c->n_kv_heads};
+        QVector vq = {s->value_cache + slot * (size_t)kv_dim,
+                      s->value_scale + slot * (size_t)c->n_kv_heads};
+        quantize(&kq, k, kv_dim, head_size);
+        matmul(c, s->xb2, &s->xq, &wv, kv_dim, dim, gs);
+        quantize(&vq, s->xb2, kv_dim, head_size);
+        quantize(&s->qq, s->q, dim, head_size);
+
         /* multi-head attention over positions 0..pos */
+        size_t lslot = (size_t)l * (size_t)c->seq_len;
         for (int h = 0; h < c->n_heads; h++) {
-            const float *qh = s->q + h * head_size;
+            const int8_t *qh = s->qq.q + h * head_size;
+            int kh = h / kv_mul;
+            /* 1/sqrt(head_size) folded into the query's scale, once per head */
+            float qscale = s->qq.s[h] / att_div;
             float *att = s->att + (size_t)h * (size_t)c->seq_len;
-            size_t kv_off = (size_t)(h / kv_mul) * (size_t)head_size;
             for (int t2 = 0; t2 <= pos; t2++) {
-                const float *kt = s->key_cache + loff + (size_t)t2 * (size_t)kv_dim + kv_off;
-                float score = 0.0f;
+                size_t st = lslot + (size_t)t2;
+                const int8_t *kt = s->key_cache + st * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
+                int32_t dot = 0;
                 for (int i = 0; i < head_size; i++) {
-                    score = score + qh[i] * kt[i];
+                    dot += (int32_t)qh[i] * (int32_t)kt[i];
                 }
-                att[t2] = score / att_div;
+                att[t2] = ((float)dot * qscale) * s->key_scale[st * (size_t)c->n_kv_heads + (size_t)kh];
             }
             tp_softmax(att, pos + 1);
 
-            /* weighted sum of the values; per output element the sum still
-             * runs over t in order, which is all the spec fixes */
+            /* weighted sum of the values: per position one f32 weight
+             * (attention times the value scale), per element t in order */
             float *xbh = s->xb + h * head_size;
             for (int i = 0; i < head_size; i++) xbh[i] = 0.0f;
             for (int t2 = 0; t2 <= pos; t2++) {
-                const float *vt = s->value_cache + loff + (size_t)t2 * (size_t)kv_dim + kv_off;
-                float a = att[t2];
+                size_t st = lslot + (size_t)t2;
+                const int8_t *vt = s->value_cache + st * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
+                float a = att[t2] * s->value_scale[st * (size_t)c->n_kv_heads + (size_t)kh];
                 for (int i = 0; i < head_size; i++) {
-                    xbh[i] = xbh[i] + a * vt[i];
+                    xbh[i] = xbh[i] + a * (float)vt[i];
                 }
             }
         }
@@ -300,3 +341,4 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
     matmul(c, s->logits, &s->xq, &w->classifier, c->vocab_size, dim, gs);
     return s->logits;
 }
+#endif /* !TP_FIXED_POINT */

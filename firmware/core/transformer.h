@@ -15,24 +15,44 @@
  * Activations and KV cache, all taken from the arena in the order of the
  * docs table (the host predicts arena_used_bytes from that order). */
 
+/* The arithmetic is chosen at build time: f32 (cores with an FPU) or, with
+ * TP_FIXED_POINT=1, integers only (fixed.h). The buffers have the same sizes
+ * either way (4-byte activations and scales), so the arena is the same. */
+#if TP_FIXED_POINT
+typedef int32_t tp_act;    /* Q16.16 */
+typedef QVectorFx tp_qvec;
+typedef int32_t tp_scale;  /* packed (base, mantissa), fixed.h */
+#else
+typedef float tp_act;
+typedef QVector tp_qvec;
+typedef float tp_scale;
+#endif
+
 typedef struct {
-    float *x;           /* (dim,) activation at the current position */
-    float *xb;          /* (dim,) inside a residual branch */
-    float *xb2;         /* (dim,) branch output before the residual add */
-    float *hb;          /* (hidden_dim,) FFN gate, then SwiGLU output */
-    float *hb2;         /* (hidden_dim,) FFN up projection */
-    float *q;           /* (dim,) query */
-    float *att;         /* (n_heads, seq_len) attention weights */
-    float *logits;      /* (vocab_size,) */
-    QVector xq;         /* (max(dim, hidden_dim),) quantized matmul input */
-    float *key_cache;   /* (n_layers, seq_len, kv_dim) */
-    float *value_cache; /* (n_layers, seq_len, kv_dim) */
+    tp_act *x;           /* (dim,) activation at the current position */
+    tp_act *xb;          /* (dim,) inside a residual branch */
+    tp_act *xb2;         /* (dim,) branch output before the residual add */
+    tp_act *hb;          /* (hidden_dim,) FFN gate, then SwiGLU output */
+    tp_act *hb2;         /* (hidden_dim,) FFN up projection */
+    tp_act *q;           /* (dim,) query */
+    tp_act *att;         /* (n_heads, seq_len) scores, then attention weights */
+    float *logits;       /* (vocab_size,) f32 in both arithmetics */
+    tp_qvec xq;          /* (max(dim, hidden_dim),) quantized matmul input */
+    tp_qvec qq;          /* (dim,) query quantized per head (group = head_size) */
+    int8_t *key_cache;   /* (n_layers, seq_len, kv_dim) k after RoPE, int8 */
+    tp_scale *key_scale; /* (n_layers, seq_len, n_kv_heads) one scale per head vector */
+    int8_t *value_cache; /* (n_layers, seq_len, kv_dim) int8 */
+    tp_scale *value_scale; /* (n_layers, seq_len, n_kv_heads) */
 } RunState;
 
 typedef struct {
     Config config;          /* copied from the model */
     const Weights *weights; /* points into the model image */
     RunState state;
+    /* fixed point only: shifts that keep every product in int32 (fixed.h) */
+    int mm_shift;           /* matmul: weight x activation scale mantissas */
+    int att_shift;          /* q.k: query x key scale mantissas */
+    uint32_t q_den;         /* 127 * sqrt(head_size) * 256, for the query scales */
 } Transformer;
 
 /* Arena bytes tp_transformer_init takes for this config (sum of the docs
@@ -40,7 +60,7 @@ typedef struct {
  * oversized config must not wrap around to a small number. */
 uint64_t tp_runstate_bytes(const Config *c);
 
-/* Bytes of key_cache + value_cache (MEM.kv_cache_bytes). */
+/* Bytes of key_cache, key_scale, value_cache, value_scale (MEM.kv_cache_bytes). */
 uint64_t tp_kv_cache_bytes(const Config *c);
 
 /* Allocates the run state from the arena. Returns 0, or -1 when the arena is

@@ -166,14 +166,15 @@ def check_pair(model: TpmModel, weights: FloatWeights) -> None:
 
 
 def evaluate(model: TpmModel, text: str, weights: FloatWeights | None = None,
-             max_windows: int | None = None) -> QualityReport:
-    """Quantization error of `model` against `weights` (when given) on `text`."""
+             max_windows: int | None = None, fixed_point: bool = False) -> QualityReport:
+    """Quantization error of `model` against `weights` (when given) on `text`, in the f32 or
+    the fixed-point arithmetic."""
     if model.tokenizer is None:
         raise ModelError("the model has no tokenizer block; re-convert it with its tokenizer")
     if weights is not None:
         check_pair(model, weights)
-    reference = Reference(model)
-    acc = QualityAccumulator(model.config.quant)
+    reference = Reference(model, fixed_point)
+    acc = QualityAccumulator(model.config.quant + ("-fixed" if fixed_point else ""))
     for window in windows(text_tokens(text, model.tokenizer), model.config.seq_len, max_windows):
         inputs, targets = window[:-1], window[1:]
         quant = reference.sequence_logits(inputs)
@@ -226,10 +227,11 @@ def quality_tokens(model: TpmModel, text: str | None) -> list[int]:
 
 
 def check_device_logits(model: TpmModel, weights: FloatWeights, tokens: Sequence[int],
-                        device_logits: np.ndarray) -> QualityCheck:
-    """Compare the board's logits for `tokens` with the host reference (bit for bit) and the
-    float32 model (quantization error); `device_logits` is (len(tokens), vocab) float32."""
-    host = Reference(model).sequence_logits(list(tokens))
+                        device_logits: np.ndarray, fixed_point: bool = False) -> QualityCheck:
+    """Compare the board's logits for `tokens` with the host reference in the board's arithmetic
+    (bit for bit) and the float32 model (quantization error); `device_logits` is
+    (len(tokens), vocab) float32."""
+    host = Reference(model, fixed_point).sequence_logits(list(tokens))
     same = np.all(host.view(np.uint32) == np.asarray(device_logits, dtype=np.float32).view(np.uint32), axis=-1)
     first = None if bool(same.all()) else int(np.argmin(same))
     acc = QualityAccumulator(model.config.quant)
@@ -238,7 +240,7 @@ def check_device_logits(model: TpmModel, weights: FloatWeights, tokens: Sequence
 
 
 def plan_quality_check(model: TpmModel, model_path: Path, reference: Path | None, text: str | None
-                       ) -> tuple[tuple[int, ...], Callable[[list[int], list[list[float]]], QualityCheck]]:
+                       ) -> tuple[tuple[int, ...], Callable[[list[int], list[list[float]], bool], QualityCheck]]:
     """What `run --check-quality` needs before launch: the tokens to send and the check of the
     board's answer. The float model is `reference`, else `NAME-fp32.bin` beside the model."""
     ref_path = reference or default_reference(model_path)
@@ -251,7 +253,7 @@ def plan_quality_check(model: TpmModel, model_path: Path, reference: Path | None
     check_pair(model, weights)
     tokens = quality_tokens(model, text)
 
-    def check(sent: list[int], rows: list[list[float]]) -> QualityCheck:
-        return check_device_logits(model, weights, sent, np.asarray(rows, dtype=np.float32))
+    def check(sent: list[int], rows: list[list[float]], fixed_point: bool) -> QualityCheck:
+        return check_device_logits(model, weights, sent, np.asarray(rows, dtype=np.float32), fixed_point)
 
     return tuple(tokens), check

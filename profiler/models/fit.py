@@ -24,13 +24,15 @@ def arena_buffers(config: ModelConfig) -> list[tuple[str, int]]:
     """(name, rounded bytes) of each arena buffer, in allocation order."""
     c = config
     m = max(c.dim, c.hidden_dim)
-    kv = 4 * c.n_layers * c.seq_len * c.kv_dim
+    slots = c.n_layers * c.seq_len  # the KV cache is int8 with one f32 scale per (position, kv head)
     sizes = [
         ("x", 4 * c.dim), ("xb", 4 * c.dim), ("xb2", 4 * c.dim),
         ("hb", 4 * c.hidden_dim), ("hb2", 4 * c.hidden_dim),
         ("q", 4 * c.dim), ("att", 4 * c.n_heads * c.seq_len), ("logits", 4 * c.vocab_size),
         ("xq.q", m), ("xq.scale", 4 * math.ceil(m / c.group_size)),
-        ("key_cache", kv), ("value_cache", kv),
+        ("qq.q", c.dim), ("qq.scale", 4 * c.n_heads),
+        ("key_cache", slots * c.kv_dim), ("key_scale", 4 * slots * c.n_kv_heads),
+        ("value_cache", slots * c.kv_dim), ("value_scale", 4 * slots * c.n_kv_heads),
     ]
     return [(name, _round(size)) for name, size in sizes]
 
@@ -42,7 +44,7 @@ def arena_bytes(config: ModelConfig) -> int:
 
 def kv_cache_bytes(config: ModelConfig) -> int:
     """Bytes of the key and value caches together (part of `arena_bytes`)."""
-    return sum(size for name, size in arena_buffers(config) if name.endswith("_cache"))
+    return sum(size for name, size in arena_buffers(config) if name.startswith(("key_", "value_")))
 
 
 def _kb(n: int) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from profiler.errors import ConfigError
+from profiler.models import fixed as fx
 from profiler.models.format import QuantTensor, TpmModel
 from profiler.models.quantize import quantize_activations
 
@@ -109,19 +110,87 @@ class _Matrix:
 
 
 class Reference:
-    """A model prepared for the reference forward pass; one instance per model."""
+    """A model prepared for the reference forward pass; one instance per model and arithmetic.
 
-    def __init__(self, model: TpmModel) -> None:
+    `fixed_point` selects the integer arithmetic of boards without an FPU (HELLO
+    capability bit 5, `profiler.models.fixed`) instead of the f32 one; either way the
+    logits come back as float32, bit-identical to that board's.
+    """
+
+    def __init__(self, model: TpmModel, fixed_point: bool = False) -> None:
         self.model = model
+        self.fixed_point = fixed_point
         cfg = self.config = model.config
         self.layers = [[_Matrix.of(t) for t in layer.tensors()] for layer in model.layers]
         self.classifier = _Matrix.of(model.output_weights)
         self.embedding = model.embedding.dequantize()
         self.kv_of_head = np.arange(cfg.n_heads) // (cfg.n_heads // cfg.n_kv_heads)
         self.sqrt_head_size = np.sqrt(f32(cfg.head_size))
+        # int8 KV cache: one quantization group per (position, kv head) vector, as on the board
         shape = (cfg.n_layers, cfg.seq_len, cfg.n_kv_heads, cfg.head_size)
-        self.key_cache = np.zeros(shape, dtype=f32)
-        self.value_cache = np.zeros(shape, dtype=f32)
+        self.key_cache = np.zeros(shape, dtype=np.int8)
+        self.value_cache = np.zeros(shape, dtype=np.int8)
+        self.key_scale = np.zeros(shape[:3], dtype=f32)
+        self.value_scale = np.zeros(shape[:3], dtype=f32)
+        if fixed_point:
+            self._init_fixed()
+
+    def _init_fixed(self) -> None:
+        cfg, m = self.config, self.model
+        shift = fx.matmul_shift(cfg)
+        self.fx_layers = [[fx.FxMatrix.of(t, shift) for t in layer.tensors()] for layer in m.layers]
+        self.fx_classifier = fx.FxMatrix.of(m.output_weights, shift)
+        self.fx_att_shift = fx.attention_shift(cfg)
+        self.fx_q_den = fx.query_den(cfg.head_size)
+        self.fx_rope = fx.mulf(1, fx.f32_bits(m.rope), 30)  # (seq_len, head_size/2, 2) Q30
+        emb = m.embedding
+        bits = fx.f32_bits(np.repeat(emb.scales, emb.group_size, axis=1)[:, :emb.cols])
+        self.fx_embedding = fx.mulf(emb.q.astype(np.int64), bits, 16)  # (vocab, dim) Q16
+        shape = (cfg.n_layers, cfg.seq_len, cfg.n_kv_heads)
+        self.fx_key = np.zeros((*shape, cfg.head_size), dtype=np.int64)
+        self.fx_value = np.zeros((*shape, cfg.head_size), dtype=np.int64)
+        self.fx_key_base, self.fx_key_mant = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        self.fx_value_base, self.fx_value_mant = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+
+    def _rope_fx(self, v: np.ndarray, pos: int) -> np.ndarray:
+        c, s = self.fx_rope[pos, :, 0], self.fx_rope[pos, :, 1]
+        pairs = v.reshape(-1, self.config.head_size // 2, 2)
+        a, b = pairs[..., 0], pairs[..., 1]
+        return fx.wrap32(np.stack([(a * c - b * s) >> 30, (a * s + b * c) >> 30], axis=-1)).reshape(v.shape)
+
+    def _forward_fx(self, token: int, pos: int, logits: bool) -> np.ndarray | None:
+        """The fixed-point forward pass (firmware/core/forward_fx.c), operation by operation."""
+        cfg, m = self.config, self.model
+        hs, n_kv = cfg.head_size, cfg.n_kv_heads
+        kvh = self.kv_of_head
+        x = self.fx_embedding[token].copy()
+        for layer, (wq, wk, wv, wo, w1, w2, w3) in enumerate(self.fx_layers):
+            xb = fx.rmsnorm(x, m.rms_att[layer])
+            q = self._rope_fx(wq.matvec(xb), pos)
+            kq = fx.quantize(self._rope_fx(wk.matvec(xb), pos).reshape(n_kv, hs), hs, 127, 0)
+            vq = fx.quantize(wv.matvec(xb).reshape(n_kv, hs), hs, 127, 0)
+            self.fx_key[layer, pos] = kq.q
+            self.fx_key_base[layer, pos], self.fx_key_mant[layer, pos] = kq.base[:, 0], kq.mant[:, 0]
+            self.fx_value[layer, pos] = vq.q
+            self.fx_value_base[layer, pos], self.fx_value_mant[layer, pos] = vq.base[:, 0], vq.mant[:, 0]
+            qq = fx.quantize(q.reshape(cfg.n_heads, hs), hs, self.fx_q_den, 8 - self.fx_att_shift)
+            t = pos + 1
+            keys = self.fx_key[layer, :t][:, kvh]  # (T, heads, hs)
+            dots = np.einsum("hi,thi->th", qq.q, keys)
+            cm = (qq.mant[:, 0] * self.fx_key_mant[layer, :t][:, kvh]) >> self.fx_att_shift  # (T, heads)
+            scores = fx.shift32(dots * cm, qq.base[:, 0] + self.fx_key_base[layer, :t][:, kvh])
+            att = fx.softmax_q30(scores.T)  # (heads, T) Q30
+            vm, vb = self.fx_value_mant[layer, :t][:, kvh].T, self.fx_value_base[layer, :t][:, kvh].T
+            weight = fx.shift32((att >> 14) * vm, vb + 8)  # (heads, T) Q24
+            values = self.fx_value[layer, :t][:, kvh]  # (T, heads, hs)
+            xb = (fx.wrap32(np.einsum("ht,thi->hi", weight, values)) >> 8).reshape(cfg.dim)
+            x = fx.wrap32(x + wo.matvec(xb))
+            xb = fx.rmsnorm(x, m.rms_ffn[layer])
+            hb = fx.swiglu(w1.matvec(xb), w3.matvec(xb))
+            x = fx.wrap32(x + w2.matvec(hb))
+        if not logits:
+            return None
+        return fx.to_f32(self.fx_classifier.matvec(fx.rmsnorm(x, m.rms_final)))
 
     def _rope(self, v: np.ndarray, pos: int) -> np.ndarray:
         cos, sin = self.model.rope[pos, :, 0], self.model.rope[pos, :, 1]
@@ -131,20 +200,27 @@ class Reference:
 
     def forward(self, token: int, pos: int, logits: bool = True) -> np.ndarray | None:
         """Run one token at `pos`; return its logits (float32) when asked."""
+        if self.fixed_point:
+            return self._forward_fx(token, pos, logits)
         cfg, m = self.config, self.model
         hs = cfg.head_size
         x = self.embedding[token].copy()
         for layer, (wq, wk, wv, wo, w1, w2, w3) in enumerate(self.layers):
             xb = rmsnorm(x, m.rms_att[layer])
-            q = self._rope(wq.matvec(xb), pos).reshape(cfg.n_heads, hs)
-            k = self._rope(wk.matvec(xb), pos)
-            self.key_cache[layer, pos] = k.reshape(cfg.n_kv_heads, hs)
-            self.value_cache[layer, pos] = wv.matvec(xb).reshape(cfg.n_kv_heads, hs)
-            keys = self.key_cache[layer, :pos + 1][:, self.kv_of_head]  # (T, heads, hs)
-            values = self.value_cache[layer, :pos + 1][:, self.kv_of_head]
-            scores = seq_sum(q[None] * keys) / self.sqrt_head_size  # (T, heads)
-            att = softmax(scores.T)  # (heads, T)
-            xb = seq_sum(att.T[:, :, None] * values, axis=0).reshape(cfg.dim)
+            q = self._rope(wq.matvec(xb), pos)
+            kq, ks = quantize_activations(self._rope(wk.matvec(xb), pos), hs)
+            vq, vs = quantize_activations(wv.matvec(xb), hs)
+            self.key_cache[layer, pos], self.key_scale[layer, pos] = kq.reshape(-1, hs), ks
+            self.value_cache[layer, pos], self.value_scale[layer, pos] = vq.reshape(-1, hs), vs
+            qq, qs = quantize_activations(q, hs)
+            qscale = qs / self.sqrt_head_size  # (heads,)
+            keys = self.key_cache[layer, :pos + 1][:, self.kv_of_head].astype(np.int64)  # (T, heads, hs)
+            dots = np.einsum("hi,thi->th", qq.reshape(cfg.n_heads, hs).astype(np.int64), keys)
+            kscale = self.key_scale[layer, :pos + 1][:, self.kv_of_head]  # (T, heads)
+            att = softmax(((dots.astype(f32) * qscale) * kscale).T)  # (heads, T)
+            weight = att.T * self.value_scale[layer, :pos + 1][:, self.kv_of_head]  # (T, heads)
+            values = self.value_cache[layer, :pos + 1][:, self.kv_of_head].astype(f32)
+            xb = seq_sum(weight[:, :, None] * values, axis=0).reshape(cfg.dim)
             x = x + wo.matvec(xb)
             xb = rmsnorm(x, m.rms_ffn[layer])
             hb, hb2 = w1.matvec(xb), w3.matvec(xb)
@@ -166,6 +242,10 @@ class Reference:
         hs, t = cfg.head_size, len(tokens)
         if not 1 <= t <= cfg.seq_len:
             raise ConfigError(f"{t} tokens do not fit the model's context of {cfg.seq_len}; pass a shorter text")
+        if self.fixed_point:  # position by position, on a cache of its own
+            fresh = Reference(self.model, fixed_point=True)
+            rows = [fresh.forward(token, pos) for pos, token in enumerate(tokens)]
+            return np.stack([r for r in rows if r is not None])
         cos, sin = m.rope[:t, :, 0][:, None, :], m.rope[:t, :, 1][:, None, :]
 
         def rope(v: np.ndarray, heads: int) -> np.ndarray:
@@ -177,13 +257,19 @@ class Reference:
         x = self.embedding[np.asarray(tokens)].copy()
         for layer, (wq, wk, wv, wo, w1, w2, w3) in enumerate(self.layers):
             xb = rmsnorm(x, m.rms_att[layer][None, :])
-            q = rope(wq.matmat(xb), cfg.n_heads)  # (T, heads, hs)
-            k = rope(wk.matmat(xb), cfg.n_kv_heads)[:, self.kv_of_head]
-            v = wv.matmat(xb).reshape(t, cfg.n_kv_heads, hs)[:, self.kv_of_head]
-            scores = seq_sum(q[:, None] * k[None]) / self.sqrt_head_size  # (pos, t2, heads)
+            q = rope(wq.matmat(xb), cfg.n_heads).reshape(t, cfg.dim)
+            kq, ks = quantize_activations(rope(wk.matmat(xb), cfg.n_kv_heads).reshape(t, -1), hs)
+            vq, vs = quantize_activations(wv.matmat(xb), hs)
+            qq, qs = quantize_activations(q, hs)
+            qscale = qs / self.sqrt_head_size  # (T, heads)
+            keys = kq.reshape(t, cfg.n_kv_heads, hs)[:, self.kv_of_head].astype(np.int64)  # (t2, heads, hs)
+            dots = np.einsum("phi,thi->pth", qq.reshape(t, cfg.n_heads, hs).astype(np.int64), keys)
+            scores = (dots.astype(f32) * qscale[:, None, :]) * ks[:, self.kv_of_head][None]  # (pos, t2, heads)
             scores = np.where(future[:, :, None], f32(-np.inf), scores).transpose(0, 2, 1)  # (pos, heads, t2)
-            att = softmax(scores)
-            xb = seq_sum(att.transpose(0, 2, 1)[..., None] * v[None], axis=1).reshape(t, cfg.dim)
+            att = softmax(scores).transpose(0, 2, 1)  # (pos, t2, heads)
+            weight = att * vs[:, self.kv_of_head][None]
+            values = vq.reshape(t, cfg.n_kv_heads, hs)[:, self.kv_of_head].astype(f32)  # (t2, heads, hs)
+            xb = seq_sum(weight[..., None] * values[None], axis=1).reshape(t, cfg.dim)
             x = x + wo.matmat(xb)
             xb = rmsnorm(x, m.rms_ffn[layer][None, :])
             hb, hb2 = w1.matmat(xb), w3.matmat(xb)
@@ -252,6 +338,6 @@ def _check_run(prompt: list[int], n_tokens: int, vocab_size: int, seq_len: int) 
 
 
 def generate(model: TpmModel, prompt_tokens: list[int], n_tokens: int,
-             temperature: float = 0.0, seed: int = 0) -> list[int]:
-    """The tokens the board produces for a RUN with these arguments."""
-    return Reference(model).generate(list(prompt_tokens), n_tokens, temperature, seed)
+             temperature: float = 0.0, seed: int = 0, fixed_point: bool = False) -> list[int]:
+    """The tokens the board produces for a RUN with these arguments (in its arithmetic)."""
+    return Reference(model, fixed_point).generate(list(prompt_tokens), n_tokens, temperature, seed)

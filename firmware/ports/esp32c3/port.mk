@@ -1,11 +1,14 @@
 # ESP32-C3 (RV32IMC, no FPU), bare metal: Debian's riscv64-unknown-elf-gcc,
-# then esptool's elf2image. Soft float from libgcc (rv32im/ilp32 multilib: the
-# compressed encoding does not change the code's behaviour), sqrt from
-# core/fsqrt.c. The link names the plain ISA so GCC picks that multilib.
+# then esptool's elf2image. The forward pass runs in fixed point
+# (FIXED_POINT=1, like riscv-virt; HELLO capability bit 5); the little float
+# left (sampling at temperature > 0) is soft float from libgcc (rv32im/ilp32
+# multilib: the compressed encoding does not change the code's behaviour),
+# sqrt from core/fsqrt.c. The link names the plain ISA so GCC picks that multilib.
 CROSS := riscv64-unknown-elf-
 ARCH := -march=rv32imc_zicsr -mabi=ilp32 -mcmodel=medany
 LINK_ARCH := -march=rv32imc -mabi=ilp32
 SOFT_SQRT := 1
+FIXED_POINT ?= 1
 PORT_SRC += ports/common/libc.c
 
 # The serial link: uart0 (ROM routines; boards with a USB-UART bridge) or usb
@@ -32,3 +35,6 @@ $(BUILD_DIR)/firmware.bin: $(BUILD_DIR)/firmware.elf
 	 grep -q 'Checksum: .*(valid)' $(BUILD_DIR)/image-info.txt && \
 	 ! grep -qi 'invalid' $(BUILD_DIR)/image-info.txt || \
 	 { cat $(BUILD_DIR)/image-info.txt; rm -f $@; echo 'esptool image-info: image not valid'; exit 1; }
+# Fixed-point kernels unrolled for RV32 by default, KERNELS=portable for the plain loops.
+KERNEL_VARIANTS := rv32 portable
+KERNELS ?= rv32
