@@ -53,10 +53,12 @@ def machines(binary: str) -> set[str]:
 
 def candidates(name: str, path: str | None = None) -> list[str]:
     """Every executable called `name` on PATH, in PATH order."""
-    found = []
+    found: list[str] = []
+    seen: set[str] = set()  # /bin and /usr/bin are one directory on merged-/usr systems
     for directory in (path if path is not None else os.environ.get("PATH", "")).split(os.pathsep):
         candidate = Path(directory or ".") / name
-        if candidate.is_file() and os.access(candidate, os.X_OK) and str(candidate) not in found:
+        if candidate.is_file() and os.access(candidate, os.X_OK) and os.path.realpath(candidate) not in seen:
+            seen.add(os.path.realpath(candidate))
             found.append(str(candidate))
     return found
 

@@ -197,7 +197,7 @@ def test_no_or_several_matching_boards_stop_with_one_line_naming_what_was_looked
 def test_explicit_choices_are_checked_before_anything_is_launched(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--emulate and --port exclude each other"):
         placement.place("stm32", port="/dev/ttyACM0", emulate=True)
-    with pytest.raises(ConfigError, match="esp32 cannot be emulated: Debian's QEMU has no esp32 machine"):
+    with pytest.raises(ConfigError, match=r"esp32 cannot be emulated: .*no esp32 machine.*idf_tools.py"):
         placement.place("esp32", emulate=True)
     with pytest.raises(LinkError, match="serial port /dev/ttyFAKE does not exist; check the cable"):
         placement.place("stm32", port="/dev/ttyFAKE")
