@@ -26,7 +26,11 @@ KERNELS = ("dsp", "portable")
 #   multiple of 4 or 8), w1/w3 have 75 rows and the classifier 301 (the odd-row paths).
 # gs10: groups start mid-word (int8 scalar heads) and rows of 42 bytes are not word
 #   aligned (the C SIMD path); int4 runs its scalar groups.
+# gs32: the acceptance model's layer (dim 64 in two groups of 32: the 64-column assembly
+#   loop; head size 8, grouped-query attention), with hidden 96 for the generic pair loop.
 SHAPES = {
+    "gs32": ModelConfig(dim=64, hidden_dim=96, n_layers=1, n_heads=8, n_kv_heads=4, vocab_size=301,
+                        seq_len=32, group_size=32, shared_classifier=False),
     "gs16": ModelConfig(dim=48, hidden_dim=75, n_layers=2, n_heads=4, n_kv_heads=1, vocab_size=301,
                         seq_len=32, group_size=16, shared_classifier=False),
     "gs10": ModelConfig(dim=42, hidden_dim=75, n_layers=1, n_heads=3, n_kv_heads=1, vocab_size=301,
@@ -64,5 +68,5 @@ def test_dsp_and_portable_kernels_give_the_reference_logits_bit_for_bit(
 def test_unknown_kernel_set_is_refused_naming_the_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="choose one of: dsp, portable"):
         plan_run(RunOptions(device="stm32", model="demo", emulate=True, out=tmp_path, kernels="neon"))
-    with pytest.raises(ConfigError, match="choose one of: portable"):
+    with pytest.raises(ConfigError, match="choose one of: rv32, portable"):
         plan_run(RunOptions(device="riscv", model="demo", emulate=True, out=tmp_path, kernels="dsp"))

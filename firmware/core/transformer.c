@@ -83,29 +83,47 @@ static void rmsnorm(float *out, const float *x, const float *w, int n) {
 }
 
 /* Symmetric per-group int8 quantization of x (n,) into qx. Rounding is
- * half away from zero via floor(|v| + 0.5), the same on every libc. */
+ * half away from zero via floor(|v| + 0.5), the same on every libc.
+ *
+ * The float operations are those of docs/model-format.md; the rest is
+ * written for the M4's code generator: the zero-scale test hoisted out of
+ * the element loop, the clamp as one USAT-able min, and the sign applied
+ * from the sign bit of x (scale > 0, so v < 0 exactly when x's sign bit is
+ * set and |v| > 0; for -0.0 and underflows r is 0 either way). */
+static inline int quantize_one(float xi, float scale) {
+    float v = xi / scale;
+    int r = (int)(tp_fabsf(v) + 0.5f); /* floor: the operand is >= 0 */
+    r = r > 127 ? 127 : r;
+    union { float f; int32_t i; } bits = {xi};
+    int32_t m = bits.i >> 31; /* 0 or -1 */
+    return (r ^ m) - m;
+}
+
 static void quantize(QVector *qx, const float *x, int n, int group_size) {
-    int groups = (n + group_size - 1) / group_size;
-    for (int g = 0; g < groups; g++) {
-        int start = g * group_size;
-        int end = start + group_size < n ? start + group_size : n;
+    int8_t *q = qx->q;
+    float *qs = qx->s;
+    for (int start = 0; start < n; start += group_size) {
+        int len = n - start < group_size ? n - start : group_size;
+        const float *xg = x + start;
+        int8_t *qg = q + start;
         float amax = 0.0f;
-        for (int i = start; i < end; i++) {
-            float a = tp_fabsf(x[i]);
+        for (int i = 0; i < len; i++) {
+            float a = tp_fabsf(xg[i]);
             if (a > amax) amax = a;
         }
         float scale = amax / 127.0f;
-        qx->s[g] = scale;
-        for (int i = start; i < end; i++) {
-            if (scale == 0.0f) {
-                qx->q[i] = 0;
-                continue;
-            }
-            float v = x[i] / scale;
-            int r = (int)(tp_fabsf(v) + 0.5f); /* floor: the operand is >= 0 */
-            if (r > 127) r = 127;
-            qx->q[i] = (int8_t)(v < 0.0f ? -r : r);
+        *qs++ = scale;
+        if (scale == 0.0f) {
+            for (int i = 0; i < len; i++) qg[i] = 0;
+            continue;
         }
+        int i = 0;
+        for (; i + 2 <= len; i += 2) { /* two per pass: half the loop overhead */
+            int a = quantize_one(xg[i], scale), b = quantize_one(xg[i + 1], scale);
+            qg[i] = (int8_t)a;
+            qg[i + 1] = (int8_t)b;
+        }
+        if (i < len) qg[i] = (int8_t)quantize_one(xg[i], scale);
     }
 }
 
