@@ -28,14 +28,14 @@ static inline float tp_sqrtf(float x) { return __builtin_sqrtf(x); }
 #endif
 static inline float tp_fabsf(float x) { return __builtin_fabsf(x); }
 
-float tp_exp(float x) {
-    if (x < -80.0f) return 0.0f;
-    if (x > 80.0f) x = 80.0f;
+/* exp for -80 <= x <= 80, the body of tp_exp. Inlined into the loops that
+ * call it (softmax, SiLU), so its constants stay in registers. */
+static inline __attribute__((always_inline)) float exp_core(float x) {
     /* floor of a value in [-115, 116] without libm: truncate, then step down
      * for negative non-integers */
     float t = x * 1.44269504f + 0.5f;
     int n = (int)t;
-    if ((float)n > t) n--;
+    n -= (float)n > t;
     /* r = x - n*ln2 in two parts (Cody-Waite), so r is accurate to f32 */
     float r = x - (float)n * 0.693145751953125f;
     r = r - (float)n * 1.428606765330187e-06f;
@@ -52,16 +52,33 @@ float tp_exp(float x) {
     return p * two_n.f;
 }
 
+static inline __attribute__((always_inline)) float exp_clamped(float x) {
+    if (x < -80.0f) return 0.0f;
+    if (x > 80.0f) x = 80.0f;
+    return exp_core(x);
+}
+
+float tp_exp(float x) { return exp_clamped(x); }
+
+/* exp(x - max) for every x and their sum. x - max <= 0 (or NaN), so the
+ * upper clamp of tp_exp never applies and is left out. */
+static inline __attribute__((always_inline)) float softmax_exps(float *x, int n, float max) {
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float d = x[i] - max;
+        float e = d < -80.0f ? 0.0f : exp_core(d);
+        x[i] = e;
+        sum = sum + e;
+    }
+    return sum;
+}
+
 void tp_softmax(float *x, int n) {
     float max = x[0];
     for (int i = 1; i < n; i++) {
         if (x[i] > max) max = x[i];
     }
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) {
-        x[i] = tp_exp(x[i] - max);
-        sum = sum + x[i];
-    }
+    float sum = softmax_exps(x, n, max);
     for (int i = 0; i < n; i++) {
         x[i] = x[i] / sum;
     }
@@ -207,6 +224,106 @@ int tp_transformer_init(Transformer *t, const Model *m, Arena *a) {
 }
 
 /* ----------------------------------------------------------------------------
+ * Attention of one query head over positions 0..n-1 of its kv head: k and v
+ * rows kstride bytes apart, their scales sstride floats apart. */
+
+#if TP_KERNELS_DSP
+#include <arm_acle.h>
+
+static inline uint32_t att_load32(const void *p) {
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4); /* one LDR: the M4 allows it unaligned */
+    return v;
+}
+
+/* SXTB16 of v rotated by 8: bytes 1 and 3 (GCC 12 does not fold the rotate). */
+static inline uint32_t att_sxtb16_ror8(uint32_t v) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
+/* The exact int32 q.k for head_size 8, the q words pre-split into int16
+ * pairs (bytes 0 2 and 1 3): two SMLADs per key word. */
+static inline int32_t dot8_dsp(const uint32_t *qw, const int8_t *k) {
+    uint32_t u = att_load32(k), v = att_load32(k + 4);
+    int32_t d = __smuad((int16x2_t)__sxtb16((int8x4_t)u), (int16x2_t)qw[0]);
+    d = __smlad((int16x2_t)att_sxtb16_ror8(u), (int16x2_t)qw[1], d);
+    d = __smlad((int16x2_t)__sxtb16((int8x4_t)v), (int16x2_t)qw[2], d);
+    d = __smlad((int16x2_t)att_sxtb16_ror8(v), (int16x2_t)qw[3], d);
+    return d;
+}
+#endif
+
+/* att[t] = (float(q.k_t) * qscale) * kscale_t; returns the largest, found
+ * as tp_softmax finds it (first element, then strictly greater). */
+static inline __attribute__((always_inline)) float attention_scores(
+    float *att, const int8_t *q, const int8_t *k, const float *ks, int n, int kstride,
+    int sstride, int head_size, float qscale) {
+#if TP_KERNELS_DSP
+    if (head_size == 8) {
+        uint32_t u = att_load32(q), v = att_load32(q + 4);
+        uint32_t qw[4] = {(uint32_t)__sxtb16((int8x4_t)u), att_sxtb16_ror8(u),
+                          (uint32_t)__sxtb16((int8x4_t)v), att_sxtb16_ror8(v)};
+        float max = 0.0f;
+        for (int t = 0; t < n; t++, k += kstride, ks += sstride) {
+            float a = ((float)dot8_dsp(qw, k) * qscale) * *ks;
+            att[t] = a;
+            if (t == 0 || a > max) max = a;
+        }
+        return max;
+    }
+#endif
+    float max = 0.0f;
+    for (int t = 0; t < n; t++, k += kstride, ks += sstride) {
+        int32_t dot = 0;
+        for (int i = 0; i < head_size; i++) dot += (int32_t)q[i] * (int32_t)k[i];
+        float a = ((float)dot * qscale) * *ks;
+        att[t] = a;
+        if (t == 0 || a > max) max = a;
+    }
+    return max;
+}
+
+/* out[i] = sum over t in order of (e_t / sum * vscale_t) * v_t[i], from
+ * 0.0f: the softmax weight e_t / sum, times the value scale, per position,
+ * then one product and sum per element. Eight elements at a time in
+ * registers (head_size 8 is one pass), the rest one by one. */
+static inline __attribute__((always_inline)) void attention_values(
+    float *out, const float *e, float sum, const int8_t *v, const float *vs, int n,
+    int kstride, int sstride, int head_size) {
+    int i0 = 0;
+    for (; i0 + 8 <= head_size; i0 += 8) {
+        float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f, o4 = 0.0f, o5 = 0.0f, o6 = 0.0f, o7 = 0.0f;
+        const int8_t *vt = v + i0;
+        const float *st = vs;
+        for (int t = 0; t < n; t++, vt += kstride, st += sstride) {
+            float a = (e[t] / sum) * *st;
+            o0 = o0 + a * (float)vt[0];
+            o1 = o1 + a * (float)vt[1];
+            o2 = o2 + a * (float)vt[2];
+            o3 = o3 + a * (float)vt[3];
+            o4 = o4 + a * (float)vt[4];
+            o5 = o5 + a * (float)vt[5];
+            o6 = o6 + a * (float)vt[6];
+            o7 = o7 + a * (float)vt[7];
+        }
+        float *o = out + i0;
+        o[0] = o0, o[1] = o1, o[2] = o2, o[3] = o3, o[4] = o4, o[5] = o5, o[6] = o6, o[7] = o7;
+    }
+    for (; i0 < head_size; i0++) {
+        float o = 0.0f;
+        const int8_t *vt = v + i0;
+        const float *st = vs;
+        for (int t = 0; t < n; t++, vt += kstride, st += sstride) {
+            float a = (e[t] / sum) * *st;
+            o = o + a * (float)*vt;
+        }
+        out[i0] = o;
+    }
+}
+
+/* ----------------------------------------------------------------------------
  * Forward pass, f32 (the fixed-point one is in forward_fx.c) */
 
 #if !TP_FIXED_POINT
@@ -297,35 +414,21 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
 
         /* multi-head attention over positions 0..pos */
         size_t lslot = (size_t)l * (size_t)c->seq_len;
+        int n_pos = pos + 1;
         for (int h = 0; h < c->n_heads; h++) {
-            const int8_t *qh = s->qq.q + h * head_size;
             int kh = h / kv_mul;
+            size_t first = lslot * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
+            size_t sfirst = lslot * (size_t)c->n_kv_heads + (size_t)kh;
             /* 1/sqrt(head_size) folded into the query's scale, once per head */
             float qscale = s->qq.s[h] / att_div;
             float *att = s->att + (size_t)h * (size_t)c->seq_len;
-            for (int t2 = 0; t2 <= pos; t2++) {
-                size_t st = lslot + (size_t)t2;
-                const int8_t *kt = s->key_cache + st * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
-                int32_t dot = 0;
-                for (int i = 0; i < head_size; i++) {
-                    dot += (int32_t)qh[i] * (int32_t)kt[i];
-                }
-                att[t2] = ((float)dot * qscale) * s->key_scale[st * (size_t)c->n_kv_heads + (size_t)kh];
-            }
-            tp_softmax(att, pos + 1);
-
-            /* weighted sum of the values: per position one f32 weight
-             * (attention times the value scale), per element t in order */
-            float *xbh = s->xb + h * head_size;
-            for (int i = 0; i < head_size; i++) xbh[i] = 0.0f;
-            for (int t2 = 0; t2 <= pos; t2++) {
-                size_t st = lslot + (size_t)t2;
-                const int8_t *vt = s->value_cache + st * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
-                float a = att[t2] * s->value_scale[st * (size_t)c->n_kv_heads + (size_t)kh];
-                for (int i = 0; i < head_size; i++) {
-                    xbh[i] = xbh[i] + a * (float)vt[i];
-                }
-            }
+            float max = attention_scores(att, s->qq.q + h * head_size, s->key_cache + first,
+                                         s->key_scale + sfirst, n_pos, kv_dim, c->n_kv_heads,
+                                         head_size, qscale);
+            /* softmax, its division by the sum done where each weight is used */
+            float sum = softmax_exps(att, n_pos, max);
+            attention_values(s->xb + h * head_size, att, sum, s->value_cache + first,
+                             s->value_scale + sfirst, n_pos, kv_dim, c->n_kv_heads, head_size);
         }
 
         /* output projection and residual */
@@ -342,7 +445,7 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
         matmul(c, s->hb2, &s->xq, &w3, hidden, dim, gs);
         for (int i = 0; i < hidden; i++) {
             float val = s->hb[i];
-            val = val / (1.0f + tp_exp(-val));
+            val = val / (1.0f + exp_clamped(-val));
             s->hb[i] = val * s->hb2[i];
         }
         quantize(&s->xq, s->hb, hidden, gs);
