@@ -35,10 +35,14 @@ static inline __attribute__((always_inline)) float exp_core(float x) {
      * for negative non-integers */
     float t = x * 1.44269504f + 0.5f;
     int n = (int)t;
-    n -= (float)n > t;
+    float fn = (float)n;
+    if (fn > t) { /* |n| <= 116: fn - 1 is exactly (float)(n - 1) */
+        n--;
+        fn = fn - 1.0f;
+    }
     /* r = x - n*ln2 in two parts (Cody-Waite), so r is accurate to f32 */
-    float r = x - (float)n * 0.693145751953125f;
-    r = r - (float)n * 1.428606765330187e-06f;
+    float r = x - fn * 0.693145751953125f;
+    r = r - fn * 1.428606765330187e-06f;
     float p = 1.38888889e-3f;
     p = p * r + 8.33333333e-3f;
     p = p * r + 4.16666667e-2f;
