@@ -346,6 +346,35 @@ static inline __attribute__((always_inline)) void attention_values(
     }
 }
 
+/* attention_values for two query heads of the same kv head (grouped-query
+ * attention), head_size a multiple of 8: each value is converted to float
+ * once for both. Per head the operations and their order are those above. */
+static inline __attribute__((always_inline)) void attention_values2(
+    float *out_a, float *out_b, const float *e_a, const float *e_b, float sum_a, float sum_b,
+    const int8_t *v, const float *vs, int n, int kstride, int sstride, int head_size) {
+    for (int i0 = 0; i0 < head_size; i0 += 8) {
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+        float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f, b4 = 0.0f, b5 = 0.0f, b6 = 0.0f, b7 = 0.0f;
+        const int8_t *vt = v + i0;
+        const float *st = vs;
+        for (int t = 0; t < n; t++, vt += kstride, st += sstride) {
+            float wa = (e_a[t] / sum_a) * *st, wb = (e_b[t] / sum_b) * *st;
+            float f;
+            f = (float)vt[0], a0 = a0 + wa * f, b0 = b0 + wb * f;
+            f = (float)vt[1], a1 = a1 + wa * f, b1 = b1 + wb * f;
+            f = (float)vt[2], a2 = a2 + wa * f, b2 = b2 + wb * f;
+            f = (float)vt[3], a3 = a3 + wa * f, b3 = b3 + wb * f;
+            f = (float)vt[4], a4 = a4 + wa * f, b4 = b4 + wb * f;
+            f = (float)vt[5], a5 = a5 + wa * f, b5 = b5 + wb * f;
+            f = (float)vt[6], a6 = a6 + wa * f, b6 = b6 + wb * f;
+            f = (float)vt[7], a7 = a7 + wa * f, b7 = b7 + wb * f;
+        }
+        float *oa = out_a + i0, *ob = out_b + i0;
+        oa[0] = a0, oa[1] = a1, oa[2] = a2, oa[3] = a3, oa[4] = a4, oa[5] = a5, oa[6] = a6, oa[7] = a7;
+        ob[0] = b0, ob[1] = b1, ob[2] = b2, ob[3] = b3, ob[4] = b4, ob[5] = b5, ob[6] = b6, ob[7] = b7;
+    }
+}
+
 /* ----------------------------------------------------------------------------
  * Forward pass, f32 (the fixed-point one is in forward_fx.c) */
 
@@ -435,23 +464,36 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
         quantize(&vq, s->xb2, kv_dim, head_size);
         quantize(&s->qq, s->q, dim, head_size);
 
-        /* multi-head attention over positions 0..pos */
+        /* multi-head attention over positions 0..pos; with an even number of
+         * query heads per kv head and head_size a multiple of 8, two query
+         * heads at a time share the reading of their values */
         size_t lslot = (size_t)l * (size_t)c->seq_len;
         int n_pos = pos + 1;
-        for (int h = 0; h < c->n_heads; h++) {
+        int step = kv_mul % 2 == 0 && head_size % 8 == 0 ? 2 : 1;
+        for (int h = 0; h < c->n_heads; h += step) {
             int kh = h / kv_mul;
             size_t first = lslot * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
             size_t sfirst = lslot * (size_t)c->n_kv_heads + (size_t)kh;
-            /* 1/sqrt(head_size) folded into the query's scale, once per head */
-            float qscale = s->qq.s[h] / att_div;
+            float sums[2];
+            for (int j = 0; j < step; j++) {
+                /* 1/sqrt(head_size) folded into the query's scale, once per head */
+                float qscale = s->qq.s[h + j] / att_div;
+                float *att = s->att + (size_t)(h + j) * (size_t)c->seq_len;
+                float max = attention_scores(att, s->qq.q + (h + j) * head_size, s->key_cache + first,
+                                             s->key_scale + sfirst, n_pos, kv_dim, c->n_kv_heads,
+                                             head_size, qscale);
+                /* softmax, its division by the sum done where each weight is used */
+                sums[j] = softmax_exps(att, n_pos, max);
+            }
             float *att = s->att + (size_t)h * (size_t)c->seq_len;
-            float max = attention_scores(att, s->qq.q + h * head_size, s->key_cache + first,
-                                         s->key_scale + sfirst, n_pos, kv_dim, c->n_kv_heads,
-                                         head_size, qscale);
-            /* softmax, its division by the sum done where each weight is used */
-            float sum = softmax_exps(att, n_pos, max);
-            attention_values(s->xb + h * head_size, att, sum, s->value_cache + first,
-                             s->value_scale + sfirst, n_pos, kv_dim, c->n_kv_heads, head_size);
+            if (step == 2) {
+                attention_values2(s->xb + h * head_size, s->xb + (h + 1) * head_size, att,
+                                  att + c->seq_len, sums[0], sums[1], s->value_cache + first,
+                                  s->value_scale + sfirst, n_pos, kv_dim, c->n_kv_heads, head_size);
+            } else {
+                attention_values(s->xb + h * head_size, att, sums[0], s->value_cache + first,
+                                 s->value_scale + sfirst, n_pos, kv_dim, c->n_kv_heads, head_size);
+            }
         }
 
         /* output projection and residual */
