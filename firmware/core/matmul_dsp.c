@@ -190,8 +190,8 @@ static inline __attribute__((always_inline)) void pairs_loop(float *out, const i
  * loop over row pairs, float steps included: the C version spilled its
  * pointers around the 12-register integer block, ~24 instructions per row
  * pair and group. Row 1 is read at row 0's address + 64, so no pointer for
- * it. Per pair: 152 for the 128 MACs, then 23 for the four group sums, in
- * the order of the contract: val = 0 + (acc * ws) * xs, twice per row. */
+ * it. Per pair: 160 for the 128 MACs, then 30 for the four group sums and
+ * the loop, in the order of the contract: val = 0 + (acc * ws) * xs, twice per row. */
 static __attribute__((noinline)) void pairs_64(float *out, const int8_t *w0, const float *s,
                                                const float *xs, int pairs) {
     const uint32_t *xp = tp_dsp_xw;

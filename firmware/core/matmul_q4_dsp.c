@@ -141,7 +141,7 @@ static inline __attribute__((always_inline)) void pairs_loop(float *out, const u
 /* 64 columns in two groups of 32 (the dim-64 projections and classifier),
  * as in matmul_dsp.c: one assembly loop over row pairs with the float steps
  * of the contract, row 1 read at row 0's address + 32 bytes. Per pair: 160
- * for the 128 MACs, 25 for the group sums. */
+ * for the 128 MACs, 30 for the group sums and the loop. */
 static __attribute__((noinline)) void pairs_64(float *out, const uint8_t *w0, const float *s,
                                                const float *xs, int pairs) {
     const uint32_t *xp = tp_dsp_xw;
