@@ -26,7 +26,11 @@ KERNELS = ("dsp", "portable")
 #   multiple of 4 or 8), w1/w3 have 75 rows and the classifier 301 (the odd-row paths).
 # gs10: groups start mid-word (int8 scalar heads) and rows of 42 bytes are not word
 #   aligned (the C SIMD path); int4 runs its scalar groups.
+# gs32: the acceptance model's layer (dim 64 in two groups of 32: the 64-column assembly
+#   loop; head size 8, grouped-query attention), with hidden 96 for the generic pair loop.
 SHAPES = {
+    "gs32": ModelConfig(dim=64, hidden_dim=96, n_layers=1, n_heads=8, n_kv_heads=4, vocab_size=301,
+                        seq_len=32, group_size=32, shared_classifier=False),
     "gs16": ModelConfig(dim=48, hidden_dim=75, n_layers=2, n_heads=4, n_kv_heads=1, vocab_size=301,
                         seq_len=32, group_size=16, shared_classifier=False),
     "gs10": ModelConfig(dim=42, hidden_dim=75, n_layers=1, n_heads=3, n_kv_heads=1, vocab_size=301,

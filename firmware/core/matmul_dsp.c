@@ -185,11 +185,151 @@ static inline __attribute__((always_inline)) void pairs_loop(float *out, const i
     }
 }
 
+/* The commonest shape, 64 columns in two groups of 32 (every projection
+ * from dim 64 and the classifier of the acceptance model), as one assembly
+ * loop over row pairs, float steps included: the C version spilled its
+ * pointers around the 12-register integer block, ~24 instructions per row
+ * pair and group. Row 1 is read at row 0's address + 64, so no pointer for
+ * it. Per pair: 160 for the 128 MACs, then 30 for the four group sums and
+ * the loop, in the order of the contract: val = 0 + (acc * ws) * xs, twice per row. */
+static __attribute__((noinline)) void pairs_64(float *out, const int8_t *w0, const float *s,
+                                               const float *xs, int pairs) {
+    const uint32_t *xp = tp_dsp_xw;
+    float xs0 = xs[0], xs1 = xs[1], zero = 0.0f;
+    int32_t a0, a1;
+    uint32_t x0, x1, u0, u1, v0, v1, t;
+#define TP_64_STEP(U, A, X0, X1)                \
+    "sxtb16 %[t], " U "\n\t"                    \
+    "sxtb16 " U ", " U ", ror #8\n\t"           \
+    "smlad " A ", %[t], " X0 ", " A "\n\t"      \
+    "smlad " A ", " U ", " X1 ", " A "\n\t"
+#define TP_64_BLOCK /* 8 columns of both rows */                                     \
+    "ldrd %[u0], %[u1], [%[w0]], #8\n\t"                  \
+    "ldrd %[v0], %[v1], [%[w0], #56]\n\t"                 \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                  \
+    TP_64_STEP("%[u0]", "%[a0]", "%[x0]", "%[x1]")        \
+    TP_64_STEP("%[v0]", "%[a1]", "%[x0]", "%[x1]")        \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                  \
+    TP_64_STEP("%[u1]", "%[a0]", "%[x0]", "%[x1]")        \
+    TP_64_STEP("%[v1]", "%[a1]", "%[x0]", "%[x1]")
+    __asm__ volatile(
+        "1:\n\t"
+        "movs %[a0], #0\n\t"
+        "movs %[a1], #0\n\t"
+        TP_64_BLOCK TP_64_BLOCK TP_64_BLOCK TP_64_BLOCK
+        "vmov s0, %[a0]\n\t"
+        "vmov s1, %[a1]\n\t"
+        "movs %[a0], #0\n\t"
+        "movs %[a1], #0\n\t"
+        TP_64_BLOCK TP_64_BLOCK TP_64_BLOCK TP_64_BLOCK
+        "vmov s2, %[a0]\n\t"
+        "vmov s3, %[a1]\n\t"
+        "vcvt.f32.s32 s0, s0\n\t"
+        "vcvt.f32.s32 s1, s1\n\t"
+        "vcvt.f32.s32 s2, s2\n\t"
+        "vcvt.f32.s32 s3, s3\n\t"
+        "vldmia %[s]!, {s4-s7}\n\t" /* row 0 groups 0 1, row 1 groups 0 1 */
+        "vmul.f32 s0, s0, s4\n\t"
+        "vmul.f32 s0, s0, %[xs0]\n\t"
+        "vadd.f32 s0, %[zero], s0\n\t"
+        "vmul.f32 s2, s2, s5\n\t"
+        "vmul.f32 s2, s2, %[xs1]\n\t"
+        "vadd.f32 s0, s0, s2\n\t"
+        "vmul.f32 s1, s1, s6\n\t"
+        "vmul.f32 s1, s1, %[xs0]\n\t"
+        "vadd.f32 s1, %[zero], s1\n\t"
+        "vmul.f32 s3, s3, s7\n\t"
+        "vmul.f32 s3, s3, %[xs1]\n\t"
+        "vadd.f32 s1, s1, s3\n\t"
+        "vstmia %[out]!, {s0-s1}\n\t"
+        "add %[w0], %[w0], #64\n\t" /* past row 1: the next pair */
+        "sub %[xp], %[xp], #128\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [w0] "+r"(w0), [xp] "+r"(xp), [s] "+r"(s), [out] "+r"(out),
+          [n] "+r"(pairs), [x0] "=&r"(x0), [x1] "=&r"(x1), [u0] "=&r"(u0), [u1] "=&r"(u1),
+          [v0] "=&r"(v0), [v1] "=&r"(v1), [t] "=&r"(t)
+        : [xs0] "t"(xs0), [xs1] "t"(xs1), [zero] "t"(zero)
+        : "cc", "memory", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7");
+#undef TP_64_BLOCK
+#undef TP_64_STEP
+}
+
+/* Any whole number of groups of 32 (hidden 192 and the like): per row pair,
+ * one assembly loop over the groups with the contract's float steps inside
+ * it; row 1's scale is read at a fixed byte offset from row 0's and the loop
+ * ends on the activation scales' end, both kept in memory operands, so the
+ * 14 registers suffice. Per group: 80 for the 64 MACs and 20 around. */
+static __attribute__((noinline)) void pairs_g32(float *out, const int8_t *w0, const float *s,
+                                                const float *xs, int pairs, int cols, int groups) {
+    int32_t off = 4 * groups;            /* row 1's scales, in bytes from row 0's */
+    const float *xend = xs + groups;     /* the loop's end */
+    for (; pairs > 0; pairs--) {
+        const int8_t *w1 = w0 + cols;
+        const uint32_t *xp = tp_dsp_xw;
+        const float *sp = s, *xsp = xs;
+        float val0 = 0.0f, val1 = 0.0f;
+        int32_t a0, a1;
+        uint32_t x0, x1, u0, u1, v0, v1, t;
+#define TP_Q8_STEP(U, A, X0, X1)                \
+    "sxtb16 %[t], " U "\n\t"                    \
+    "sxtb16 " U ", " U ", ror #8\n\t"           \
+    "smlad " A ", %[t], " X0 ", " A "\n\t"      \
+    "smlad " A ", " U ", " X1 ", " A "\n\t"
+#define TP_Q8_BLOCK "ldrd %[u0], %[u1], [%[w0]], #8\n\t" \
+    "ldrd %[v0], %[v1], [%[w1]], #8\n\t" \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
+    TP_Q8_STEP("%[u0]", "%[a0]", "%[x0]", "%[x1]") \
+    TP_Q8_STEP("%[v0]", "%[a1]", "%[x0]", "%[x1]") \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
+    TP_Q8_STEP("%[u1]", "%[a0]", "%[x0]", "%[x1]") \
+    TP_Q8_STEP("%[v1]", "%[a1]", "%[x0]", "%[x1]")
+        __asm__ volatile(
+            "1:\n\t"
+            "movs %[a0], #0\n\t"
+            "movs %[a1], #0\n\t"
+            TP_Q8_BLOCK TP_Q8_BLOCK TP_Q8_BLOCK TP_Q8_BLOCK
+            "vmov s0, %[a0]\n\t"
+            "vmov s1, %[a1]\n\t"
+            "vcvt.f32.s32 s0, s0\n\t"
+            "vcvt.f32.s32 s1, s1\n\t"
+            "ldr %[t], %[off]\n\t"
+            "add %[t], %[t], %[sp]\n\t"
+            "vldr s3, [%[t]]\n\t"       /* row 1's scale of this group */
+            "vldmia %[sp]!, {s2}\n\t"   /* row 0's */
+            "vldmia %[xsp]!, {s4}\n\t"  /* the activations' */
+            "vmul.f32 s0, s0, s2\n\t"
+            "vmul.f32 s0, s0, s4\n\t"
+            "vadd.f32 %[val0], %[val0], s0\n\t"
+            "vmul.f32 s1, s1, s3\n\t"
+            "vmul.f32 s1, s1, s4\n\t"
+            "vadd.f32 %[val1], %[val1], s1\n\t"
+            "ldr %[t], %[xend]\n\t"
+            "cmp %[xsp], %[t]\n\t"
+            "bne 1b\n\t"
+            : [val0] "+t"(val0), [val1] "+t"(val1), [w0] "+r"(w0), [w1] "+r"(w1), [xp] "+r"(xp),
+              [sp] "+r"(sp), [xsp] "+r"(xsp), [a0] "=&r"(a0), [a1] "=&r"(a1), [x0] "=&r"(x0),
+              [x1] "=&r"(x1), [u0] "=&r"(u0), [u1] "=&r"(u1), [v0] "=&r"(v0), [v1] "=&r"(v1),
+              [t] "=&r"(t)
+            : [off] "m"(off), [xend] "m"(xend)
+            : "cc", "memory", "s0", "s1", "s2", "s3", "s4");
+#undef TP_Q8_BLOCK
+#undef TP_Q8_STEP
+        out[0] = val0;
+        out[1] = val1;
+        out += 2;
+        w0 = w1; /* w0 ended where row 1 began */
+        s += 2 * groups;
+    }
+}
+
 static __attribute__((noinline)) void pairs_fast(float *out, const int8_t *w0, const float *s,
                                                  const float *xs, int pairs, int cols, int groups,
                                                  int n16) {
-    if (n16 == 2) {
-        pairs_loop(out, w0, s, xs, pairs, cols, groups, 2);
+    if (n16 == 2 && groups == 2) {
+        pairs_64(out, w0, s, xs, pairs);
+    } else if (n16 == 2) {
+        pairs_g32(out, w0, s, xs, pairs, cols, groups);
     } else {
         pairs_loop(out, w0, s, xs, pairs, cols, groups, n16);
     }

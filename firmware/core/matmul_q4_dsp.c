@@ -138,10 +138,74 @@ static inline __attribute__((always_inline)) void pairs_loop(float *out, const u
     }
 }
 
+/* 64 columns in two groups of 32 (the dim-64 projections and classifier),
+ * as in matmul_dsp.c: one assembly loop over row pairs with the float steps
+ * of the contract, row 1 read at row 0's address + 32 bytes. Per pair: 160
+ * for the 128 MACs, 30 for the group sums and the loop. */
+static __attribute__((noinline)) void pairs_64(float *out, const uint8_t *w0, const float *s,
+                                               const float *xs, int pairs) {
+    const uint32_t *xp = tp_dsp_xw;
+    float xs0 = xs[0], xs1 = xs[1], zero = 0.0f;
+    int32_t a0, a1;
+    uint32_t x0, x1, u, v, t;
+    uint32_t m = 0xF000F000u;
+#define Q4_WORD64                                                        \
+    "ldr %[u], [%[w0]], #4\n\t"                                          \
+    "ldr %[v], [%[w0], #28]\n\t"                                         \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                                 \
+    Q4_ROW("%[u]", "%[a0]", "%[x0]", "12") Q4_ROW("%[v]", "%[a1]", "%[x0]", "12") \
+    Q4_ROW("%[u]", "%[a0]", "%[x1]", "8") Q4_ROW("%[v]", "%[a1]", "%[x1]", "8")   \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                                 \
+    Q4_ROW("%[u]", "%[a0]", "%[x0]", "4") Q4_ROW("%[v]", "%[a1]", "%[x0]", "4")   \
+    Q4_ROW0("%[u]", "%[a0]", "%[x1]") Q4_ROW0("%[v]", "%[a1]", "%[x1]")
+    __asm__ volatile(
+        "1:\n\t"
+        "movs %[a0], #0\n\t"
+        "movs %[a1], #0\n\t"
+        Q4_WORD64 Q4_WORD64 Q4_WORD64 Q4_WORD64
+        "vmov s0, %[a0]\n\t"
+        "vmov s1, %[a1]\n\t"
+        "movs %[a0], #0\n\t"
+        "movs %[a1], #0\n\t"
+        Q4_WORD64 Q4_WORD64 Q4_WORD64 Q4_WORD64
+        "vmov s2, %[a0]\n\t"
+        "vmov s3, %[a1]\n\t"
+        /* the sums are 4096 times the true ones: 12 fraction bits (q4_sum) */
+        "vcvt.f32.s32 s0, s0, #12\n\t"
+        "vcvt.f32.s32 s1, s1, #12\n\t"
+        "vcvt.f32.s32 s2, s2, #12\n\t"
+        "vcvt.f32.s32 s3, s3, #12\n\t"
+        "vldmia %[s]!, {s4-s7}\n\t" /* row 0 groups 0 1, row 1 groups 0 1 */
+        "vmul.f32 s0, s0, s4\n\t"
+        "vmul.f32 s0, s0, %[xs0]\n\t"
+        "vadd.f32 s0, %[zero], s0\n\t"
+        "vmul.f32 s2, s2, s5\n\t"
+        "vmul.f32 s2, s2, %[xs1]\n\t"
+        "vadd.f32 s0, s0, s2\n\t"
+        "vmul.f32 s1, s1, s6\n\t"
+        "vmul.f32 s1, s1, %[xs0]\n\t"
+        "vadd.f32 s1, %[zero], s1\n\t"
+        "vmul.f32 s3, s3, s7\n\t"
+        "vmul.f32 s3, s3, %[xs1]\n\t"
+        "vadd.f32 s1, s1, s3\n\t"
+        "vstmia %[out]!, {s0-s1}\n\t"
+        "add %[w0], %[w0], #32\n\t" /* past row 1: the next pair */
+        "sub %[xp], %[xp], #128\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [w0] "+r"(w0), [xp] "+r"(xp), [s] "+r"(s), [out] "+r"(out),
+          [n] "+r"(pairs), [x0] "=&r"(x0), [x1] "=&r"(x1), [u] "=&r"(u), [v] "=&r"(v), [t] "=&r"(t)
+        : [m] "r"(m), [xs0] "t"(xs0), [xs1] "t"(xs1), [zero] "t"(zero)
+        : "cc", "memory", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7");
+#undef Q4_WORD64
+}
+
 static __attribute__((noinline)) void pairs_fast(float *out, const uint8_t *w0, size_t row_bytes,
                                                  const float *s, const float *xs, int pairs,
                                                  int groups, int n16) {
-    if (n16 == 2) {
+    if (n16 == 2 && groups == 2) {
+        pairs_64(out, w0, s, xs, pairs);
+    } else if (n16 == 2) {
         pairs_loop(out, w0, row_bytes, s, xs, pairs, groups, 2);
     } else {
         pairs_loop(out, w0, row_bytes, s, xs, pairs, groups, n16);

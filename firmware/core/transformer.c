@@ -28,17 +28,21 @@ static inline float tp_sqrtf(float x) { return __builtin_sqrtf(x); }
 #endif
 static inline float tp_fabsf(float x) { return __builtin_fabsf(x); }
 
-float tp_exp(float x) {
-    if (x < -80.0f) return 0.0f;
-    if (x > 80.0f) x = 80.0f;
+/* exp for -80 <= x <= 80, the body of tp_exp. Inlined into the loops that
+ * call it (softmax, SiLU), so its constants stay in registers. */
+static inline __attribute__((always_inline)) float exp_core(float x) {
     /* floor of a value in [-115, 116] without libm: truncate, then step down
      * for negative non-integers */
     float t = x * 1.44269504f + 0.5f;
     int n = (int)t;
-    if ((float)n > t) n--;
+    float fn = (float)n;
+    if (fn > t) { /* |n| <= 116: fn - 1 is exactly (float)(n - 1) */
+        n--;
+        fn = fn - 1.0f;
+    }
     /* r = x - n*ln2 in two parts (Cody-Waite), so r is accurate to f32 */
-    float r = x - (float)n * 0.693145751953125f;
-    r = r - (float)n * 1.428606765330187e-06f;
+    float r = x - fn * 0.693145751953125f;
+    r = r - fn * 1.428606765330187e-06f;
     float p = 1.38888889e-3f;
     p = p * r + 8.33333333e-3f;
     p = p * r + 4.16666667e-2f;
@@ -52,16 +56,33 @@ float tp_exp(float x) {
     return p * two_n.f;
 }
 
+static inline __attribute__((always_inline)) float exp_clamped(float x) {
+    if (x < -80.0f) return 0.0f;
+    if (x > 80.0f) x = 80.0f;
+    return exp_core(x);
+}
+
+float tp_exp(float x) { return exp_clamped(x); }
+
+/* exp(x - max) for every x and their sum. x - max <= 0 (or NaN), so the
+ * upper clamp of tp_exp never applies and is left out. */
+static inline __attribute__((always_inline)) float softmax_exps(float *x, int n, float max) {
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float d = x[i] - max;
+        float e = d < -80.0f ? 0.0f : exp_core(d);
+        x[i] = e;
+        sum = sum + e;
+    }
+    return sum;
+}
+
 void tp_softmax(float *x, int n) {
     float max = x[0];
     for (int i = 1; i < n; i++) {
         if (x[i] > max) max = x[i];
     }
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) {
-        x[i] = tp_exp(x[i] - max);
-        sum = sum + x[i];
-    }
+    float sum = softmax_exps(x, n, max);
     for (int i = 0; i < n; i++) {
         x[i] = x[i] / sum;
     }
@@ -83,29 +104,66 @@ static void rmsnorm(float *out, const float *x, const float *w, int n) {
 }
 
 /* Symmetric per-group int8 quantization of x (n,) into qx. Rounding is
- * half away from zero via floor(|v| + 0.5), the same on every libc. */
+ * half away from zero via floor(|v| + 0.5), the same on every libc.
+ *
+ * The float operations are those of docs/model-format.md; the rest is
+ * written for the M4's code generator: the zero-scale test hoisted out of
+ * the element loop, the clamp as one USAT-able min, and the sign applied
+ * from the sign bit of x (scale > 0, so v < 0 exactly when x's sign bit is
+ * set and |v| > 0; for -0.0 and underflows r is 0 either way). */
+static inline int quantize_one(float xi, float scale) {
+    float v = xi / scale;
+    int r = (int)(tp_fabsf(v) + 0.5f); /* floor: the operand is >= 0 */
+#if defined(__ARM_FEATURE_SAT)
+    r = (int)__builtin_arm_usat(r, 7); /* r >= 0: USAT is min(r, 127) in one */
+#else
+    r = r > 127 ? 127 : r;
+#endif
+    union { float f; int32_t i; } bits = {xi};
+    int32_t m = bits.i >> 31; /* 0 or -1 */
+    return (r ^ m) - m;
+}
+
+/* The bits of |x| shifted left by one (the sign bit dropped). */
+static inline uint32_t abs2_bits(float x) {
+    union { float f; uint32_t u; } b = {x};
+    return b.u << 1;
+}
+
 static void quantize(QVector *qx, const float *x, int n, int group_size) {
-    int groups = (n + group_size - 1) / group_size;
-    for (int g = 0; g < groups; g++) {
-        int start = g * group_size;
-        int end = start + group_size < n ? start + group_size : n;
-        float amax = 0.0f;
-        for (int i = start; i < end; i++) {
-            float a = tp_fabsf(x[i]);
-            if (a > amax) amax = a;
+    int8_t *q = qx->q;
+    float *qs = qx->s;
+    for (int start = 0; start < n; start += group_size) {
+        int len = n - start < group_size ? n - start : group_size;
+        const float *xg = x + start;
+        int8_t *qg = q + start;
+        /* the largest |x| on the bits: for floats that are not NaN, |a| > |b|
+         * exactly when (bits(a) << 1) > (bits(b) << 1) as unsigned */
+        uint32_t m2 = 0;
+        int i = 0;
+        for (; i + 4 <= len; i += 4) { /* four per pass: a quarter of the loop overhead */
+            uint32_t a = abs2_bits(xg[i]), b = abs2_bits(xg[i + 1]);
+            uint32_t c = abs2_bits(xg[i + 2]), d = abs2_bits(xg[i + 3]);
+            m2 = a > m2 ? a : m2;
+            m2 = b > m2 ? b : m2;
+            m2 = c > m2 ? c : m2;
+            m2 = d > m2 ? d : m2;
         }
+        for (; i < len; i++) m2 = abs2_bits(xg[i]) > m2 ? abs2_bits(xg[i]) : m2;
+        union { uint32_t u; float f; } amax_bits = {m2 >> 1};
+        float amax = amax_bits.f;
         float scale = amax / 127.0f;
-        qx->s[g] = scale;
-        for (int i = start; i < end; i++) {
-            if (scale == 0.0f) {
-                qx->q[i] = 0;
-                continue;
-            }
-            float v = x[i] / scale;
-            int r = (int)(tp_fabsf(v) + 0.5f); /* floor: the operand is >= 0 */
-            if (r > 127) r = 127;
-            qx->q[i] = (int8_t)(v < 0.0f ? -r : r);
+        *qs++ = scale;
+        if (scale == 0.0f) {
+            for (i = 0; i < len; i++) qg[i] = 0;
+            continue;
         }
+        for (i = 0; i + 2 <= len; i += 2) { /* two per pass: half the loop overhead */
+            int a = quantize_one(xg[i], scale), b = quantize_one(xg[i + 1], scale);
+            qg[i] = (int8_t)a;
+            qg[i + 1] = (int8_t)b;
+        }
+        if (i < len) qg[i] = (int8_t)quantize_one(xg[i], scale);
     }
 }
 
@@ -186,6 +244,135 @@ int tp_transformer_init(Transformer *t, const Model *m, Arena *a) {
     t->q_den = tp_fx_query_den(c->head_size);
 #endif
     return 0;
+}
+
+/* ----------------------------------------------------------------------------
+ * Attention of one query head over positions 0..n-1 of its kv head: k and v
+ * rows kstride bytes apart, their scales sstride floats apart. */
+
+#if TP_KERNELS_DSP
+#include <arm_acle.h>
+
+static inline uint32_t att_load32(const void *p) {
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4); /* one LDR: the M4 allows it unaligned */
+    return v;
+}
+
+/* SXTB16 of v rotated by 8: bytes 1 and 3 (GCC 12 does not fold the rotate). */
+static inline uint32_t att_sxtb16_ror8(uint32_t v) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
+/* The exact int32 q.k for head_size 8, the q words pre-split into int16
+ * pairs (bytes 0 2 and 1 3): two SMLADs per key word. */
+static inline int32_t dot8_dsp(const uint32_t *qw, const int8_t *k) {
+    uint32_t u = att_load32(k), v = att_load32(k + 4);
+    int32_t d = __smuad((int16x2_t)__sxtb16((int8x4_t)u), (int16x2_t)qw[0]);
+    d = __smlad((int16x2_t)att_sxtb16_ror8(u), (int16x2_t)qw[1], d);
+    d = __smlad((int16x2_t)__sxtb16((int8x4_t)v), (int16x2_t)qw[2], d);
+    d = __smlad((int16x2_t)att_sxtb16_ror8(v), (int16x2_t)qw[3], d);
+    return d;
+}
+#endif
+
+/* att[t] = (float(q.k_t) * qscale) * kscale_t; returns the largest, found
+ * as tp_softmax finds it (first element, then strictly greater). */
+static inline __attribute__((always_inline)) float attention_scores(
+    float *att, const int8_t *q, const int8_t *k, const float *ks, int n, int kstride,
+    int sstride, int head_size, float qscale) {
+#if TP_KERNELS_DSP
+    if (head_size == 8) {
+        uint32_t u = att_load32(q), v = att_load32(q + 4);
+        uint32_t qw[4] = {(uint32_t)__sxtb16((int8x4_t)u), att_sxtb16_ror8(u),
+                          (uint32_t)__sxtb16((int8x4_t)v), att_sxtb16_ror8(v)};
+        float max = 0.0f;
+        for (int t = 0; t < n; t++, k += kstride, ks += sstride) {
+            float a = ((float)dot8_dsp(qw, k) * qscale) * *ks;
+            att[t] = a;
+            if (t == 0 || a > max) max = a;
+        }
+        return max;
+    }
+#endif
+    float max = 0.0f;
+    for (int t = 0; t < n; t++, k += kstride, ks += sstride) {
+        int32_t dot = 0;
+        for (int i = 0; i < head_size; i++) dot += (int32_t)q[i] * (int32_t)k[i];
+        float a = ((float)dot * qscale) * *ks;
+        att[t] = a;
+        if (t == 0 || a > max) max = a;
+    }
+    return max;
+}
+
+/* out[i] = sum over t in order of (e_t / sum * vscale_t) * v_t[i], from
+ * 0.0f: the softmax weight e_t / sum, times the value scale, per position,
+ * then one product and sum per element. Eight elements at a time in
+ * registers (head_size 8 is one pass), the rest one by one. */
+static inline __attribute__((always_inline)) void attention_values(
+    float *out, const float *e, float sum, const int8_t *v, const float *vs, int n,
+    int kstride, int sstride, int head_size) {
+    int i0 = 0;
+    for (; i0 + 8 <= head_size; i0 += 8) {
+        float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f, o4 = 0.0f, o5 = 0.0f, o6 = 0.0f, o7 = 0.0f;
+        const int8_t *vt = v + i0;
+        const float *st = vs;
+        for (int t = 0; t < n; t++, vt += kstride, st += sstride) {
+            float a = (e[t] / sum) * *st;
+            o0 = o0 + a * (float)vt[0];
+            o1 = o1 + a * (float)vt[1];
+            o2 = o2 + a * (float)vt[2];
+            o3 = o3 + a * (float)vt[3];
+            o4 = o4 + a * (float)vt[4];
+            o5 = o5 + a * (float)vt[5];
+            o6 = o6 + a * (float)vt[6];
+            o7 = o7 + a * (float)vt[7];
+        }
+        float *o = out + i0;
+        o[0] = o0, o[1] = o1, o[2] = o2, o[3] = o3, o[4] = o4, o[5] = o5, o[6] = o6, o[7] = o7;
+    }
+    for (; i0 < head_size; i0++) {
+        float o = 0.0f;
+        const int8_t *vt = v + i0;
+        const float *st = vs;
+        for (int t = 0; t < n; t++, vt += kstride, st += sstride) {
+            float a = (e[t] / sum) * *st;
+            o = o + a * (float)*vt;
+        }
+        out[i0] = o;
+    }
+}
+
+/* attention_values for two query heads of the same kv head (grouped-query
+ * attention), head_size a multiple of 8: each value is converted to float
+ * once for both. Per head the operations and their order are those above. */
+static inline __attribute__((always_inline)) void attention_values2(
+    float *out_a, float *out_b, const float *e_a, const float *e_b, float sum_a, float sum_b,
+    const int8_t *v, const float *vs, int n, int kstride, int sstride, int head_size) {
+    for (int i0 = 0; i0 < head_size; i0 += 8) {
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+        float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f, b4 = 0.0f, b5 = 0.0f, b6 = 0.0f, b7 = 0.0f;
+        const int8_t *vt = v + i0;
+        const float *st = vs;
+        for (int t = 0; t < n; t++, vt += kstride, st += sstride) {
+            float wa = (e_a[t] / sum_a) * *st, wb = (e_b[t] / sum_b) * *st;
+            float f;
+            f = (float)vt[0], a0 = a0 + wa * f, b0 = b0 + wb * f;
+            f = (float)vt[1], a1 = a1 + wa * f, b1 = b1 + wb * f;
+            f = (float)vt[2], a2 = a2 + wa * f, b2 = b2 + wb * f;
+            f = (float)vt[3], a3 = a3 + wa * f, b3 = b3 + wb * f;
+            f = (float)vt[4], a4 = a4 + wa * f, b4 = b4 + wb * f;
+            f = (float)vt[5], a5 = a5 + wa * f, b5 = b5 + wb * f;
+            f = (float)vt[6], a6 = a6 + wa * f, b6 = b6 + wb * f;
+            f = (float)vt[7], a7 = a7 + wa * f, b7 = b7 + wb * f;
+        }
+        float *oa = out_a + i0, *ob = out_b + i0;
+        oa[0] = a0, oa[1] = a1, oa[2] = a2, oa[3] = a3, oa[4] = a4, oa[5] = a5, oa[6] = a6, oa[7] = a7;
+        ob[0] = b0, ob[1] = b1, ob[2] = b2, ob[3] = b3, ob[4] = b4, ob[5] = b5, ob[6] = b6, ob[7] = b7;
+    }
 }
 
 /* ----------------------------------------------------------------------------
@@ -277,36 +464,35 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
         quantize(&vq, s->xb2, kv_dim, head_size);
         quantize(&s->qq, s->q, dim, head_size);
 
-        /* multi-head attention over positions 0..pos */
+        /* multi-head attention over positions 0..pos; with an even number of
+         * query heads per kv head and head_size a multiple of 8, two query
+         * heads at a time share the reading of their values */
         size_t lslot = (size_t)l * (size_t)c->seq_len;
-        for (int h = 0; h < c->n_heads; h++) {
-            const int8_t *qh = s->qq.q + h * head_size;
+        int n_pos = pos + 1;
+        int step = kv_mul % 2 == 0 && head_size % 8 == 0 ? 2 : 1;
+        for (int h = 0; h < c->n_heads; h += step) {
             int kh = h / kv_mul;
-            /* 1/sqrt(head_size) folded into the query's scale, once per head */
-            float qscale = s->qq.s[h] / att_div;
-            float *att = s->att + (size_t)h * (size_t)c->seq_len;
-            for (int t2 = 0; t2 <= pos; t2++) {
-                size_t st = lslot + (size_t)t2;
-                const int8_t *kt = s->key_cache + st * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
-                int32_t dot = 0;
-                for (int i = 0; i < head_size; i++) {
-                    dot += (int32_t)qh[i] * (int32_t)kt[i];
-                }
-                att[t2] = ((float)dot * qscale) * s->key_scale[st * (size_t)c->n_kv_heads + (size_t)kh];
+            size_t first = lslot * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
+            size_t sfirst = lslot * (size_t)c->n_kv_heads + (size_t)kh;
+            float sums[2];
+            for (int j = 0; j < step; j++) {
+                /* 1/sqrt(head_size) folded into the query's scale, once per head */
+                float qscale = s->qq.s[h + j] / att_div;
+                float *att = s->att + (size_t)(h + j) * (size_t)c->seq_len;
+                float max = attention_scores(att, s->qq.q + (h + j) * head_size, s->key_cache + first,
+                                             s->key_scale + sfirst, n_pos, kv_dim, c->n_kv_heads,
+                                             head_size, qscale);
+                /* softmax, its division by the sum done where each weight is used */
+                sums[j] = softmax_exps(att, n_pos, max);
             }
-            tp_softmax(att, pos + 1);
-
-            /* weighted sum of the values: per position one f32 weight
-             * (attention times the value scale), per element t in order */
-            float *xbh = s->xb + h * head_size;
-            for (int i = 0; i < head_size; i++) xbh[i] = 0.0f;
-            for (int t2 = 0; t2 <= pos; t2++) {
-                size_t st = lslot + (size_t)t2;
-                const int8_t *vt = s->value_cache + st * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
-                float a = att[t2] * s->value_scale[st * (size_t)c->n_kv_heads + (size_t)kh];
-                for (int i = 0; i < head_size; i++) {
-                    xbh[i] = xbh[i] + a * (float)vt[i];
-                }
+            float *att = s->att + (size_t)h * (size_t)c->seq_len;
+            if (step == 2) {
+                attention_values2(s->xb + h * head_size, s->xb + (h + 1) * head_size, att,
+                                  att + c->seq_len, sums[0], sums[1], s->value_cache + first,
+                                  s->value_scale + sfirst, n_pos, kv_dim, c->n_kv_heads, head_size);
+            } else {
+                attention_values(s->xb + h * head_size, att, sums[0], s->value_cache + first,
+                                 s->value_scale + sfirst, n_pos, kv_dim, c->n_kv_heads, head_size);
             }
         }
 
@@ -324,7 +510,7 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
         matmul(c, s->hb2, &s->xq, &w3, hidden, dim, gs);
         for (int i = 0; i < hidden; i++) {
             float val = s->hb[i];
-            val = val / (1.0f + tp_exp(-val));
+            val = val / (1.0f + exp_clamped(-val));
             s->hb[i] = val * s->hb2[i];
         }
         quantize(&s->xq, s->hb, hidden, gs);
