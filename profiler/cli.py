@@ -69,6 +69,14 @@ def _root(
     _state["traceback"] = traceback
 
 
+def _read_text(path: Path, option: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise ConfigError(f"cannot read {option} {path}: {reason}; pass a UTF-8 text file") from None
+
+
 @app.command()
 @_handled
 def run(
@@ -111,7 +119,20 @@ def run(
     ] = None,
     kernels: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Matmul kernels to build: portable or dsp (Cortex-M4/M7); default: the port's own."),
+        typer.Option(help="Matmul kernels to build: dsp or portable (STM32), rv32 or portable (RISC-V); "
+                          "default: the port's own."),
+    ] = None,
+    check_quality: Annotated[
+        bool, typer.Option("--check-quality", help="Also compare the board's logits on a short text with the fp32 "
+                                                   "model (NAME-fp32.bin beside the model, or --quality-reference).")
+    ] = False,
+    quality_reference: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="The fp32 llama2.c checkpoint --check-quality compares with."),
+    ] = None,
+    quality_text: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Text file for --check-quality (default: a short built-in story)."),
     ] = None,
     place: Annotated[
         Optional[str],  # noqa: UP045
@@ -150,7 +171,8 @@ def run(
         device=device, model=model, prompt=prompt, tokens=tokens, repeat=repeat, warmup=warmup,
         seed=seed, temperature=temperature, out=out, emulate=emulate, port=port, flash=flash,
         extra_sinks=(ConsoleSink(console),), board=board, hardware_map=hardware_map, flasher=flasher, power=power,
-        kernels=kernels,
+        kernels=kernels, check_quality=check_quality, quality_reference=quality_reference,
+        quality_text=_read_text(quality_text, "--quality-text") if quality_text else None,
     )  # fmt: skip
     session, path = plan_on_place(
         options, place, plan_run,
@@ -307,10 +329,7 @@ def model_eval(
         from profiler.models.convert import read_float_weights
 
         weights = read_float_weights(ref_path)
-    try:
-        content = text.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read --text {text}: {exc.strerror}; pass a UTF-8 text file") from None
+    content = _read_text(text, "--text")
     result = evaluate(quantized, content, weights, max_windows, fixed_point)
     if json_out:
         print(json.dumps({"model": str(path), "reference": str(ref_path) if ref_path else None, **result.to_dict()}))

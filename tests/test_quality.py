@@ -151,3 +151,24 @@ def test_run_refuses_a_model_larger_than_flash_before_qemu_starts(tmp_path: Path
     line = result.stderr.strip()
     assert "\n" not in line and f"({size:,} bytes)" in line and "(917,504 bytes)" in line and "stm32f405" in line
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.jsonl"))
+
+
+@pytest.mark.qemu
+def test_run_check_quality_on_the_cli_puts_the_boards_logits_in_the_summary(tmp_path: Path,
+                                                                          firmware_image: object) -> None:
+    text = tmp_path / "story.txt"
+    text.write_text("Once upon a time there was a little girl named Zoe. She went to the farm.\n")
+    done = subprocess.run([*CLI, "run", "--device", "stm32", "--emulate", "--model", "demo", "--tokens", "8",
+                           "--repeat", "5", "--check-quality", "--quality-text", str(text), "--out",
+                           str(tmp_path / "out"), "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    quality = summary["quality"]
+    assert quality["logits_match_reference"] is True and quality["first_mismatch_position"] is None
+    assert quality["tokens"] > 10 and 0.9 <= quality["top1_agreement"] <= 1.0 and quality["kl_mean"] < 0.01
+    assert summary["quantization_error_rate"] == pytest.approx(1.0 - quality["top1_agreement"])
+    missing = subprocess.run([*CLI, "run", "--device", "stm32", "--emulate", "--model", "demo", "--check-quality",
+                              "--quality-text", str(tmp_path / "none.txt"), "--out", str(tmp_path / "bad")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 3 and missing.stderr.strip().startswith("error: cannot read --quality-text")
+    assert len(missing.stderr.strip().splitlines()) == 1
