@@ -22,6 +22,7 @@ instruction counts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
@@ -41,14 +42,16 @@ def fork_binary_name(board: BoardProfile) -> str:
     return "qemu-system-xtensa" if board.core.lower().startswith("xtensa") else "qemu-system-riscv32"
 
 
-def machines(binary: str) -> set[str]:
-    """The machine names `binary -M help` lists (empty when it cannot run)."""
+@functools.cache
+def machines(binary: str) -> frozenset[str]:
+    """The machine names `binary -M help` lists (empty when it cannot run); asked once per binary, since
+    placement, the plan and the launch each want to know."""
     try:
         result = subprocess.run([binary, "-M", "help"], capture_output=True, text=True, timeout=10, check=False,
                                 stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
-        return set()
-    return {line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()}
+        return frozenset()
+    return frozenset(line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip())
 
 
 def candidates(name: str, path: str | None = None) -> list[str]:

@@ -87,6 +87,11 @@ class EmulatedBoardModel:
         """Current modelled temperature."""
         return self.thermal.ambient_c if self._temp_c is None else self._temp_c
 
+    @property
+    def clock_s(self) -> float:
+        """End of the last interval run (0 before the first)."""
+        return 0.0 if self._clock_s is None else self._clock_s
+
     def run(self, intervals: list[Interval]) -> Iterator[ModelSample]:
         """Samples over consecutive intervals; gaps since the last call run at `gap_utilization`."""
         temp = self.temp_c

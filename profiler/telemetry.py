@@ -100,7 +100,6 @@ class ModelPower(PowerSource):
         self.model = EmulatedBoardModel(power, thermal, period_s=0.001)
         self.supply_v = supply_mv / 1000.0
         self.temperatures: list[tuple[int, float]] = []  # (device ticks, modelled temperature)
-        self._model_s = 0.0  # the model's clock: device time of the repetitions so far, end to end
 
     def batch_for(self, events: RepetitionEvents) -> tuple[PowerBatch, TickMap]:
         marks = events.phases
@@ -109,10 +108,9 @@ class ModelPower(PowerSource):
         # Repetitions are laid end to end on the model's clock. On QEMU the gap between two of them
         # lasts as long as the host takes to send the next command, so counting it would make the
         # modelled temperature, and the rounding of absolute times, depend on the host.
-        clock = TickMap(origin_ticks=start_ticks, origin_s=self._model_s, seconds_per_tick=1.0 / self.timer_hz)
-        start = self._model_s
+        start = self.model.clock_s
+        clock = TickMap(origin_ticks=start_ticks, origin_s=start, seconds_per_tick=1.0 / self.timer_hz)
         end = clock.meter_s(end_ticks).item()
-        self._model_s = end
         # Our firmware busy-polls the UART, so its CPU never sleeps: it draws run current throughout.
         samples = list(self.model.run([Interval(start, end, events.utilization or 1.0)]))
         self.temperatures = [(start_ticks + round((s.t_s - start) * self.timer_hz), s.temp_c) for s in samples]

@@ -242,9 +242,10 @@ class Reference:
         hs, t = cfg.head_size, len(tokens)
         if not 1 <= t <= cfg.seq_len:
             raise ConfigError(f"{t} tokens do not fit the model's context of {cfg.seq_len}; pass a shorter text")
-        if self.fixed_point:  # position by position, on a cache of its own
-            fresh = Reference(self.model, fixed_point=True)
-            rows = [fresh.forward(token, pos) for pos, token in enumerate(tokens)]
+        if self.fixed_point:
+            # Position by position: each one writes its cache slot before it reads the slots up to it,
+            # so this instance's cache serves as is (no second copy of the prepared matrices).
+            rows = [self.forward(token, pos) for pos, token in enumerate(tokens)]
             return np.stack([r for r in rows if r is not None])
         cos, sin = m.rope[:t, :, 0][:, None, :], m.rope[:t, :, 1][:, None, :]
 
