@@ -18,7 +18,8 @@ import typer
 from rich.console import Console
 
 from profiler import __version__
-from profiler.errors import ConfigError, InternalError, Interrupted, PlatformError, ProfilerError
+from profiler.errors import ConfigError, InternalError, PlatformError, ProfilerError, Stopped, interruption
+from profiler.outputs import check_directory, check_file
 
 app = typer.Typer(
     add_completion=False,
@@ -40,8 +41,8 @@ def _handled(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            raise typer.Exit(_report(Interrupted("interrupted by the user (Ctrl-C)"))) from None
+        except KeyboardInterrupt as stop:
+            raise typer.Exit(_report(interruption(stop, partial=False))) from None
         except ProfilerError as error:
             raise typer.Exit(_report(error)) from None
         except (typer.Exit, typer.Abort):
@@ -163,6 +164,7 @@ def run(
 
     console = Console(stderr=json_out)
     errors = Console(stderr=True)
+    check_file(log_file, "--log-file")
     observability = ObservabilityOptions.from_cli(
         pushgateway, metrics_port=metrics_port, otlp_endpoint=otlp_endpoint, strict_export=strict_export,
         log_file=log_file, log_level=log_level,
@@ -228,6 +230,8 @@ def compare(
     from profiler.compare import compare_runs, parse_threshold
     from profiler.compare_format import print_comparison
 
+    if plot is not None:
+        check_file(plot, "--plot")
     comparison = compare_runs(runs, baseline, parse_threshold(threshold), alpha)
     print_comparison(comparison, fmt)
     if plot is not None:
@@ -254,6 +258,7 @@ def report(
     from profiler.compare_format import print_warnings
     from profiler.report import write_report
 
+    check_directory(out, "--out")
     comparison = compare_runs(runs, baseline, parse_threshold(threshold))
     print_warnings(comparison)
     summary, *plots = write_report(comparison, out)
@@ -397,6 +402,8 @@ def bench(
 
     if jobs is not None and jobs < 1:
         raise ConfigError("--jobs must be at least 1")
+    if out is not None:
+        check_directory(out, "--out")
     options = BenchOptions(
         out=out or default_run_dir(), jobs=jobs or os.cpu_count() or 1,
         pushgateway=pushgateway or os.environ.get("TINY_PROFILER_PUSHGATEWAY") or None,
@@ -422,6 +429,8 @@ def emulate(
     """Run an emulated board until stopped; prints `serial: URL` for ser2net, labgrid, a terminal or `run --port`."""
     from profiler.emulate_serve import serve
 
+    if tcp_port is not None and not 1 <= tcp_port <= 65535:
+        raise ConfigError(f"--tcp-port {tcp_port} is not a TCP port; use 1..65535 or leave it out for a free one")
     served, description = serve(device, model, serial, tcp_port)
     try:
         print(f"serial: {served.url}", flush=True)
@@ -455,13 +464,16 @@ def baseline_accept(
         print(f"note: {note}", file=sys.stderr)
 
 
-def _sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # the session writes its closing records the same way as for Ctrl-C
+def _stop_signal(signum: int, frame: object) -> None:
+    # SIGTERM (CI cancelling a job) and SIGHUP (a closed terminal or SSH session) end a session the way
+    # Ctrl-C does: closing records written, QEMU reaped, exit 130.
+    raise Stopped(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    signal.signal(signal.SIGTERM, _sigterm)
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _stop_signal)
     try:
         app(args=argv)
     except SystemExit as done:
