@@ -6,6 +6,7 @@ one line and exits with its class's code; `--traceback` shows the stack.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import signal
@@ -19,7 +20,7 @@ from rich.console import Console
 
 from profiler import __version__
 from profiler.errors import ConfigError, InternalError, PlatformError, ProfilerError, Stopped, interruption
-from profiler.outputs import check_directory, check_file
+from profiler.outputs import check_directory, check_file, results_error
 
 app = typer.Typer(
     add_completion=False,
@@ -47,13 +48,25 @@ def _handled(command: F) -> F:
             raise typer.Exit(_report(error)) from None
         except (typer.Exit, typer.Abort):
             raise
+        except OSError as error:
+            if error.errno not in _ENVIRONMENT_ERRNOS or error.filename is None:
+                raise typer.Exit(_report(_internal(error))) from None
+            # A file the user named, or a disk that filled, not a bug: say which file and why.
+            raise typer.Exit(_report(results_error(Path(error.filename), error))) from None
         except Exception as error:  # a bug: still one line unless --traceback
-            wrapped = InternalError(f"internal error {type(error).__name__}: {error}; "
-                                    "re-run with --traceback and report it")
-            wrapped.__traceback__ = error.__traceback__
-            raise typer.Exit(_report(wrapped)) from None
+            raise typer.Exit(_report(_internal(error))) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                       errno.EISDIR}
+
+
+def _internal(error: Exception) -> InternalError:
+    wrapped = InternalError(f"internal error {type(error).__name__}: {error}; re-run with --traceback and report it")
+    wrapped.__traceback__ = error.__traceback__
+    return wrapped
 
 
 def _version(value: bool) -> None:
@@ -207,6 +220,8 @@ def devices(
     """List serial ports and USB probes with the board family they suggest, and what blocks them."""
     from profiler.devices_cmd import show_devices
 
+    if write_map is not None:
+        check_file(write_map, "--write-map")
     show_devices(json_out, write_map)
 
 
@@ -278,6 +293,7 @@ def model_convert(
     """Convert a llama2.c checkpoint or a GGUF llama model into the firmware's model format."""
     from profiler.models.convert import convert
 
+    check_file(output, "--output")
     model = convert(checkpoint, tokenizer, output, quant=quant, group_size=group_size, seq_len=seq_len)
     cfg = model.config
     print(
@@ -457,6 +473,7 @@ def baseline_accept(
     """Make the valid sessions of RUN_DIR the baselines of their (board, model, quantization)."""
     from profiler.baseline import accept
 
+    check_directory(baselines, "--baselines")
     written, notes = accept(run_dir, baselines)
     for item in written:
         print(f"{'replaced' if item.replaced else 'added'} {item.target} (from {item.source.name})")
