@@ -137,6 +137,9 @@ def test_outputs_that_cannot_be_written_are_refused_before_launch(tmp_path: Path
         ([*DEMO_RUN, "--emulate", "--out", str(tmp_path / "r"), "--log-file", str(blocker / "x.log")], "--log-file"),
         (["compare", str(blocker), "--plot", str(blocker / "p.png")], "--plot"),
         (["report", str(blocker), "-o", str(blocker / "report")], "--out"),
+        (["devices", "--write-map", str(blocker / "map.toml")], "--write-map"),
+        (["baseline", "accept", str(tmp_path), "--baselines", str(blocker / "baselines")], "--baselines"),
+        (["model", "convert", str(blocker), "-o", str(blocker / "m.tpm")], "--output"),
     ]
     for args, option in cases:
         result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
