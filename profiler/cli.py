@@ -273,7 +273,7 @@ def report(
     from profiler.compare_format import print_warnings
     from profiler.report import write_report
 
-    check_directory(out, "--out")
+    check_directory(out, "--out", create=False)
     comparison = compare_runs(runs, baseline, parse_threshold(threshold))
     print_warnings(comparison)
     summary, *plots = write_report(comparison, out)
@@ -419,7 +419,7 @@ def bench(
     if jobs is not None and jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     if out is not None:
-        check_directory(out, "--out")
+        check_directory(out, "--out", create=False)
     options = BenchOptions(
         out=out or default_run_dir(), jobs=jobs or os.cpu_count() or 1,
         pushgateway=pushgateway or os.environ.get("TINY_PROFILER_PUSHGATEWAY") or None,

@@ -82,6 +82,7 @@ def setup_logging(path: Path = DEFAULT_LOG_FILE, level: str = "info") -> Path:
         log.removeHandler(old)
         old.close()
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         handler = _QuietFileHandler(path)
     except OSError as exc:
         raise results_error(path, exc, "--log-file") from None

@@ -42,19 +42,24 @@ def results_error(path: Path, exc: OSError, option: str | None = None) -> Result
                         "location" + (f" with {option}" if option else ""))
 
 
-def check_directory(path: Path, option: str, named: Path | None = None) -> Path:
+def check_directory(path: Path, option: str, named: Path | None = None, create: bool = True) -> Path:
     """`path` exists (created if needed), takes a new file, and has room for results.
 
-    `named` is what the error line names (a file in `path`), if not `path` itself.
+    `named` is what the error line names (a file in `path`), if not `path` itself. With `create`
+    False nothing is made: the nearest existing directory on the way is probed instead.
     """
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        if not path.is_dir():
-            raise FileExistsError(errno.EEXIST, "exists and is not a directory", str(path))
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".tiny-profiler-probe-") as probe:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        probe_dir = path
+        while not create and not probe_dir.exists() and probe_dir != probe_dir.parent:
+            probe_dir = probe_dir.parent
+        if not probe_dir.is_dir():
+            raise FileExistsError(errno.EEXIST, "exists and is not a directory", str(probe_dir))
+        with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".tiny-profiler-probe-") as probe:
             probe.write(b"probe\n")
             probe.flush()
-        stats = os.statvfs(path)
+        stats = os.statvfs(probe_dir)
     except OSError as exc:
         raise results_error(named or path, exc, option) from None
     if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
@@ -68,7 +73,7 @@ def check_file(path: Path, option: str) -> Path:
     """The file's directory passes `check_directory`, and an existing file can be replaced."""
     if path.is_dir():
         raise ResultsError(f"cannot write {option} {path}: it is a directory; name a file")
-    check_directory(path.parent, option, named=path)
+    check_directory(path.parent, option, named=path, create=False)
     if path.exists() and not os.access(path, os.W_OK):
         raise ResultsError(f"cannot write {option} {path}: permission denied; choose another file with {option}")
     return path
