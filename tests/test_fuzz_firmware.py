@@ -3,9 +3,10 @@
 `make -C firmware fuzz` builds core/ for the host with clang: `fuzz_model` feeds
 core/model.c arbitrary model images, `fuzz_host_frames` feeds arbitrary host
 bytes through core/protocol.c's decoder into core/app.c's command dispatch
-(firmware/fuzz/). Each runs for TP_FUZZ_SECONDS (default 30) from the seed
-corpus in firmware/fuzz/corpus/<target>/; any crash, out-of-bounds access,
-leak or undefined behaviour ends the run with a report and fails the test.
+(firmware/fuzz/), both in the f32 and the fixed-point build of core/. Each
+runs for TP_FUZZ_SECONDS (default 30) from the seed corpus in
+firmware/fuzz/corpus/<target>/; any crash, out-of-bounds access, leak or
+undefined behaviour ends the run with a report and fails the test.
 """
 
 from __future__ import annotations
@@ -29,16 +30,21 @@ _REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime
                      r"SUMMARY: \w+Sanitizer|==\d+== ?ERROR")
 
 
-@pytest.fixture(scope="module")
-def fuzzers(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Both fuzzers, built from this tree into a private directory."""
+# The two arithmetics a board can run: f32 (stm32f4 and other FPU ports) and fixed point with
+# the RV32 kernels (riscv-virt, esp32c3); each has its own forward pass behind RUN and EVAL.
+ARITHMETIC = {"f32": ["FIXED_POINT=0"], "fixed": ["FIXED_POINT=1", "KERNELS=rv32"]}
+
+
+@pytest.fixture(scope="module", params=list(ARITHMETIC))
+def fuzzers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both fuzzers, built from this tree into a private directory, for one arithmetic."""
     missing = [tool for tool in ("clang", "make") if shutil.which(tool) is None]
     if missing:
         pytest.fail(f"{', '.join(missing)} not found: the firmware fuzzers need Debian's clang "
                     "and libclang-rt-14-dev (`make setup` installs them)")
-    build = tmp_path_factory.mktemp("fuzz-build")
-    done = subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), "fuzz", f"BUILD_DIR={build}"],
-                          capture_output=True, text=True)
+    build = tmp_path_factory.mktemp("fuzz-build") / request.param  # its name says which
+    done = subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), "fuzz", f"BUILD_DIR={build}",
+                           *ARITHMETIC[request.param]], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.fail(f"`make -C firmware fuzz` failed (is libclang-rt-14-dev installed?):\n"
                     f"{done.stdout}{done.stderr}")
@@ -75,5 +81,5 @@ def test_fuzzer_finds_nothing(fuzzers: Path, target: str, tmp_path: Path) -> Non
     assert final, log[-3000:]
     rate = re.search(r"stat::average_exec_per_sec:\s+(\d+)", log)
     rss = re.search(r"stat::peak_rss_mb:\s+(\d+)", log)
-    print(f"{target}: {execs.group(1)} execs in {SECONDS} s ({rate.group(1) if rate else '?'}/s), "
+    print(f"{target} ({fuzzers.name}): {execs.group(1)} execs in {SECONDS} s ({rate.group(1) if rate else '?'}/s), "
           f"cov {final[-1][0]}, ft {final[-1][1]}, peak rss {rss.group(1) if rss else '?'} MB")
