@@ -72,7 +72,8 @@ def host_streams() -> dict[str, bytes]:
         "overflow": RAW + b"\x55" * 2100 + b"\x00" + ping,
         "records": RECORDS + record(MsgType.HELLO_REQ) + record(MsgType.PING, ping_payload(7))
         + record(MsgType.RUN, run_payload(0, 2, 0.0, 9, [4, 4]))
-        + record(MsgType.EVAL, eval_payload(1, [3, 1])),
+        + record(MsgType.EVAL, eval_payload(1, [3, 1]))
+        + record(0x85, struct.pack("<H", 7)),  # STATUS_REQ (u16 nonce), once the firmware has it
         "records-bad": RECORDS + record(MsgType.RUN, run_payload(0, 40, -1.0, 9, [99]))
         + record(MsgType.RUN, b"\x01" * 15) + record(MsgType.EVAL, eval_payload(0, [0] * 17))
         + record(MsgType.PING, b"\x01") + record(MsgType.HELLO_REQ, b"\x01"),
