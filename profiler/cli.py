@@ -435,6 +435,18 @@ def emulate(
         served.close()
 
 
+@app.command()
+@_handled
+def doctor(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
+) -> None:
+    """Check everything a run can need; exit 0 when the emulated default can run (other gaps are listed)."""
+    from profiler.doctor_cmd import show_doctor
+
+    if not show_doctor(json_out):
+        raise typer.Exit(6)  # ToolMissing's code: what the emulated default needs is not installed
+
+
 baseline_app = typer.Typer(no_args_is_help=True, help="Baselines for the regression gate.")
 app.add_typer(baseline_app, name="baseline")
 
