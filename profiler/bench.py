@@ -74,8 +74,10 @@ class SessionResult:
         return {
             "board": spec.board.name, "device": spec.board.device, "emulated": spec.board.emulated,
             "model": spec.model.label, "quantization": spec.model.quantization, "prompt": spec.prompt,
-            "tokens": spec.tokens, "repeat": spec.repeat, "warmup": spec.warmup,
-            "status": self.status, "valid": bool(summary.get("valid")), "reasons": summary.get("reasons") or [],
+            "tokens": spec.tokens, "repeat": spec.repeat, "warmup": spec.warmup, "kernels": spec.kernels,
+            "power": spec.power, "check_quality": spec.check_quality, "temperature": spec.temperature,
+            "seed": spec.seed, "status": self.status, "valid": bool(summary.get("valid")),
+            "reasons": summary.get("reasons") or [],
             "exit_code": self.exit_code, "error": self.error, "wall_s": round(self.wall_s, 3),
             "jsonl": os.path.relpath(self.jsonl, run_dir) if self.jsonl else None,
             **{k: summary.get(k) for k in keys},
@@ -235,7 +237,8 @@ class BenchRun:
             "temperature": spec.temperature, "out": str(self.run_dir), "emulate": board.emulate,
             "port": port, "flash": spec.flash, "board": board.board,
             "hardware_map": str(self.plan.hardware_map) if self.plan.hardware_map else None,
-            "flasher": board.flasher,
+            "flasher": board.flasher, "kernels": spec.kernels, "power": spec.power,
+            "check_quality": spec.check_quality,
         }  # fmt: skip
         observability = {"pushgateway": self.options.pushgateway, "otlp_endpoint": self.options.otlp_endpoint,
                          "strict_export": self.options.strict_export, "log_level": self.options.log_level,
@@ -413,15 +416,16 @@ def prepare_firmware(plan: Plan) -> None:
     from platforms.boards import resolve_board
     from profiler.emulator import require_binary
 
-    seen: set[str] = set()
+    seen: set[tuple[str, str | None]] = set()
     for board in plan.boards:
         if not board.emulated or board.device is None:
             continue
         profile = resolve_board(board.device)
-        if profile.name in seen:
-            continue
-        seen.add(profile.name)
-        adapter = adapter_for(profile)
-        firmware = adapter.firmware(profile)
-        spec = adapter.emulate(profile, firmware.elf, Path("/dev/null")).spec
-        require_binary(spec.binary, spec.debian_package)
+        for kernels in dict.fromkeys(s.kernels for s in plan.sessions.get(board.name, [])):
+            if (profile.name, kernels) in seen:
+                continue
+            seen.add((profile.name, kernels))
+            adapter = adapter_for(profile)
+            firmware = adapter.firmware(profile, kernels)  # each kernel set is its own image
+            spec = adapter.emulate(profile, firmware.elf, Path("/dev/null")).spec
+            require_binary(spec.binary, spec.debian_package)
