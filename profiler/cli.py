@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 
 from profiler import __version__
@@ -63,10 +64,26 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     traceback: Annotated[bool, typer.Option("--traceback", help="Show the Python stack on errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Option defaults per command (default: $TINY_PROFILER_CONFIG or ./tiny-profiler.toml); "
+                          "see docs/configuration.md."),
+    ] = None,
 ) -> None:
     _state["traceback"] = traceback
+    from profiler.config import find_config, load_defaults
+
+    path = find_config(config)
+    if path is not None and isinstance(ctx.command, typer.core.TyperGroup):
+        commands = {name: command for name, command in ctx.command.commands.items()
+                    if not isinstance(command, typer.core.TyperGroup)}
+        try:
+            ctx.default_map = load_defaults(path, commands)
+        except ProfilerError as error:
+            raise typer.Exit(_report(error)) from None
 
 
 def _read_text(path: Path, option: str) -> str:
@@ -465,12 +482,19 @@ def emulate(
 @app.command()
 @_handled
 def doctor(
+    ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
 ) -> None:
     """Check everything a run can need; exit 0 when the emulated default can run (other gaps are listed)."""
+    import os
+
     from profiler.doctor_cmd import show_doctor
 
-    if not show_doctor(json_out):
+    run_defaults = (ctx.find_root().default_map or {}).get("run", {})  # tiny-profiler.toml, if any
+    pushgateway = os.environ.get("TINY_PROFILER_PUSHGATEWAY") or run_defaults.get("pushgateway")
+    otlp = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or run_defaults.get("otlp_endpoint"))
+    if not show_doctor(json_out, pushgateway, otlp, Path(run_defaults.get("out", "results"))):
         raise typer.Exit(6)  # ToolMissing's code: what the emulated default needs is not installed
 
 

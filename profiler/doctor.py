@@ -258,7 +258,7 @@ def endpoints(pushgateway: str | None, otlp: str | None) -> list[Check]:
     for name, url, path, variable in (("pushgateway", pushgateway, "/-/ready", "TINY_PROFILER_PUSHGATEWAY"),
                                       ("OTLP endpoint", otlp, "/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT")):
         if not url:
-            rows.append(Check("export", name, "note", f"none configured ({variable} or the config file)"))
+            rows.append(Check("export", name, "note", f"none configured ({variable} or tiny-profiler.toml)"))
             continue
         why = _reachable(url, path)
         if why is None:
@@ -282,10 +282,8 @@ def writable(name: str, directory: Path, required: bool) -> Check:
                     f"make {existing} writable, or point it elsewhere (TINY_PROFILER_CACHE, --out)", required)
 
 
-def run_checks(results: Path = Path("results")) -> list[Check]:
-    """Every check, in table order."""
-    pushgateway = os.environ.get("TINY_PROFILER_PUSHGATEWAY")
-    otlp = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+def run_checks(pushgateway: str | None, otlp: str | None, results: Path) -> list[Check]:
+    """Every check, in table order; the endpoints and results directory as the environment and config set them."""
     rows = python_packages()
     for family in families():
         rows += family_checks(family)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,9 +14,10 @@ from profiler.doctor import emulated_default_ready, rows_by_group, run_checks
 _STYLE = {"ok": "green", "missing": "red", "note": "dim"}
 
 
-def show_doctor(json_out: bool, console: Console | None = None) -> bool:
+def show_doctor(json_out: bool, pushgateway: str | None, otlp: str | None, results: Path,
+                console: Console | None = None) -> bool:
     """Run every check, print them; True when the emulated default can run."""
-    rows = run_checks()
+    rows = run_checks(pushgateway, otlp, results)
     ready = emulated_default_ready(rows)
     if json_out:
         print(json.dumps({"emulated_default_ready": ready, "checks": [row.to_dict() for row in rows]}))

@@ -20,6 +20,7 @@ from profiler.bench_plan import load_plan
 from profiler.sinks.jsonl import read_jsonl
 
 CLI = [sys.executable, "-m", "profiler.cli"]
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.qemu
 
 
@@ -49,6 +50,12 @@ def test_run_junit_identity_and_formats_then_compare_junit(tmp_path: Path, firmw
     records = read_jsonl(Path(summary["results"]))
     assert records[0]["firmware_id"] == summary["firmware_id"] and len(records[0]["prompt_tokens"]) == \
         summary["prompt_tokens"]
+    # Whatever `run --out results/...` writes, git ignores (checked by path, the repository is not touched).
+    written = [f"results/nightly/{p.relative_to(tmp_path / 'a')}" for p in (tmp_path / "a").rglob("*") if p.is_file()]
+    assert len(written) >= 2  # the session JSONL and its trace
+    for relative in [*written, "logs/profiler.jsonl", "results/bench-20260101T000000Z/summary.md"]:
+        ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "--no-index", relative], check=False)
+        assert ignored.returncode == 0, f"{relative} is not git-ignored"
     [case] = _cases(valid_xml)
     assert case.is_passed and case.name == "stm32f405 · demo · int8" and case.time > 0
     assert json.loads(case.system_out or "")["decode_tokens_per_s"] == summary["decode_tokens_per_s"]
