@@ -77,6 +77,9 @@ def test_run_junit_identity_and_formats_then_compare_junit(tmp_path: Path, firmw
                        ("json", lambda out: json.loads(out)[0]["kernels"] == "dsp")):
         formatted = _run(tmp_path, "--out", str(tmp_path / fmt), "--format", fmt)
         assert formatted.returncode == 0 and check(formatted.stdout), formatted.stdout + formatted.stderr
+        # The console went to stderr: one overall bar with an ETA, not a line per repetition.
+        bars = [line for line in formatted.stderr.splitlines() if "━" in line and "%" in line]
+        assert len(bars) == 1 and "rep 5/5" in bars[0] and "100%" in bars[0] and "eta" in bars[0], bars
 
     # compare: a testcase per gated metric; a baseline 10 % faster makes decode tok/s a failed testcase.
     baseline = tmp_path / "baseline.jsonl"
