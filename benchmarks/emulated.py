@@ -1,6 +1,6 @@
 """Baseline figures of the firmware on the emulated board (`make bench`).
 
-Prints figures, never pass/fail. Derivation (also in the README):
+Prints figures, never pass/fail. Derivation (also in docs/performance.md):
 - instructions per decoded token: QEMU runs with -icount shift=S, one
   instruction per 2**S ns of virtual time, and the board's timer counts virtual
   time, so instructions = ticks / timer_hz * 1e9 / 2**S, averaged over the
