@@ -9,6 +9,7 @@ identity first, then the device-timed figures.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -125,7 +126,7 @@ def _write(path: Path, suite: TestSuite) -> None:
         raise ConfigError(f"cannot write --junit {path}: {exc.strerror}; pass a writable path") from None
 
 
-def write_run_junit(path: Path, identity: dict[str, Any], summary: dict[str, Any]) -> None:
+def write_run_junit(path: Path, identity: dict[str, Any], summary: dict[str, Any], error: str | None = None) -> None:
     """One testcase: the session."""
     status = str(summary.get("status") or "failed")
     if status == "ok" and not summary.get("valid"):
@@ -136,9 +137,20 @@ def write_run_junit(path: Path, identity: dict[str, Any], summary: dict[str, Any
     suite = TestSuite("tiny-profiler run")
     suite.add_testcase(_session_case(
         f"{identity.get('board')} · {identity.get('model')} · {identity.get('quantization')}",
-        f"tiny-profiler.run.{identity.get('family')}", status, summary.get("reasons") or [], None, wall,
+        f"tiny-profiler.run.{identity.get('family')}", status, summary.get("reasons") or [], error, wall,
         run_row(identity, summary)))
     _write(path, suite)
+
+
+def write_stopped_run_junit(path: Path, jsonl: Path) -> None:
+    """The testcase of a session that stopped early, from its file's `error` and `summary` records."""
+    records: list[dict[str, Any]] = []
+    with contextlib.suppress(OSError, ValueError):
+        records = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+    summary = next((r for r in reversed(records) if r.get("type") == "summary"), {"status": "failed"})
+    error: dict[str, Any] = next((r for r in reversed(records) if r.get("type") == "error"), {})
+    message = f"{error.get('kind', 'error')}: {error.get('message')}" if error else "the session stopped early"
+    write_run_junit(path, run_identity(read_header(jsonl), jsonl), summary, message)
 
 
 def write_bench_junit(path: Path, run: BenchRun) -> None:

@@ -206,6 +206,10 @@ def run(
         errors.print(f"note: {note}", markup=False, highlight=False)
     try:
         summary = session.run()
+    except BaseException:
+        if junit is not None:  # CI still gets its testcase: an error with the session's own reason
+            ci_formats.write_stopped_run_junit(junit, path)
+        raise
     finally:
         console.print(f"results: {path}")
     identity = ci_formats.run_identity(ci_formats.read_header(path), path)

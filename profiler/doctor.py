@@ -81,15 +81,18 @@ def python_packages() -> list[Check]:
     except importlib.metadata.PackageNotFoundError:
         return [_missing("python", DIST, "the profiler is not installed as a package",
                          "make setup (or pip install -e . in the checkout)", required=True)]
+    extras = [e for e in importlib.metadata.metadata(DIST).get_all("Provides-Extra") or []
+              if e not in ("dev", "train")]  # test and training tools are not a run's business
     rows = []
     for line in requires:
         requirement = Requirement(line)
-        extra = next((e for e in ("lab", "joulescope", "dev", "train")
-                      if requirement.marker and requirement.marker.evaluate({"extra": e})
-                      and not requirement.marker.evaluate({"extra": ""})), None)
-        if extra in ("dev", "train") or (requirement.marker and extra is None
-                                         and not requirement.marker.evaluate({"extra": ""})):
-            continue  # test and training tools, or not for this Python
+        marker = requirement.marker
+        if marker is None or marker.evaluate({"extra": ""}):
+            extra = None  # a core dependency (for this Python)
+        else:
+            extra = next((e for e in extras if marker.evaluate({"extra": e})), None)
+            if extra is None:
+                continue  # another Python's, or a dev/train extra's
         name = f"{requirement.name} ({extra} extra)" if extra else requirement.name
         fix = f"pip install '{DIST}[{extra}]'" if extra else f"pip install '{requirement}'"
         try:

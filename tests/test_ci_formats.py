@@ -71,6 +71,16 @@ def test_run_junit_identity_and_formats_then_compare_junit(tmp_path: Path, firmw
     [failure] = case.result
     assert isinstance(failure, Failure) and failure.type == "invalid" and failure.message == row["reasons"]
 
+    # A session that stops early is still one testcase: an error carrying the session's own reason.
+    stopped_xml = tmp_path / "stopped.xml"
+    stopped = _cli("run", "--device", "stm32", "--port", "socket://127.0.0.1:1", "--no-flash", "--model", "demo",
+                   "--out", str(tmp_path / "stopped"), "--log-file", str(tmp_path / "log.jsonl"),
+                   "--junit", str(stopped_xml))
+    assert stopped.returncode == 8, stopped.stderr
+    [case] = _cases(stopped_xml)
+    [error] = case.result
+    assert isinstance(error, Error) and "cannot open socket://127.0.0.1:1" in (error.message or "")
+
     # md: a header, a rule and one row with the same figures; json: a list of one row.
     for fmt, check in (("md", lambda out: out.splitlines()[0].startswith("| board | family |")
                         and len(out.splitlines()) == 3),
