@@ -141,6 +141,8 @@ def test_plan_with_a_kernels_axis_runs_both_and_writes_junit_and_csv(tmp_path: P
     result = _cli("bench", str(plan), "--only", "stm32-emu", "--out", str(run_dir), "--junit", str(xml),
                   "--format", "csv", "--jobs", "1")
     assert result.returncode == 0, result.stdout + result.stderr
+    bars = [line for line in result.stderr.splitlines() if "sessions" in line and "%" in line]
+    assert bars and "2/2 sessions" in bars[-1] and "100%" in bars[-1] and "eta" in bars[-1], result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["kernels"] for r in rows] == ["dsp", "portable"] and all(r["status"] == "ok" for r in rows)
     firmware = {read_jsonl(run_dir / r["jsonl"])[0]["firmware_id"].rsplit("+", 1)[1] for r in rows}
