@@ -1,10 +1,11 @@
 """The monitoring stack without Docker: Debian's prometheus, prometheus-pushgateway and
 prometheus-alertmanager as the user's own processes (`make monitor-start` when `docker compose` does not work).
 
-Everything lives under one state directory (default `.monitoring/`, git-ignored): the configs
-generated from monitoring/prometheus.yml (compose service names replaced by loopback addresses,
-the alert rules by their path, alertmanager wired in), the TSDB and alertmanager data, one log
-and one pid file per program. `stop` ends exactly the processes whose pid files are there, after
+Everything lives under one state directory (default `.monitoring/`, git-ignored): Prometheus's
+config generated from monitoring/prometheus.yml (the compose stack's service names, alertmanager's
+included, replaced by loopback addresses; the alert rules by their path), the TSDB and
+alertmanager's data, one log and one pid file per program. Alertmanager reads
+monitoring/alertmanager.yml as it is. `stop` ends exactly the processes whose pid files are there, after
 checking each pid still runs that program with that state directory.
 
     python scripts/monitor_native.py start [--dir .monitoring] [--prometheus-port 9090] ...
@@ -70,24 +71,18 @@ def prometheus_config(ports: Ports, scrape_interval: str | None = None, evaluati
     """The project's prometheus.yml with loopback targets, the rules by absolute path and alertmanager wired."""
     config = yaml.safe_load(source.read_text())
     loopback = {"pushgateway:9091": f"127.0.0.1:{ports.pushgateway}",
-                "host.docker.internal:8000": f"127.0.0.1:{ports.profiler_metrics}"}
-    for job in config["scrape_configs"]:
-        for static in job.get("static_configs", []):
-            static["targets"] = [loopback.get(target, target) for target in static["targets"]]
+                "host.docker.internal:8000": f"127.0.0.1:{ports.profiler_metrics}",
+                "alertmanager:9093": f"127.0.0.1:{ports.alertmanager}"}
+    statics = [s for job in config["scrape_configs"] for s in job.get("static_configs", [])]
+    statics += [s for am in config.get("alerting", {}).get("alertmanagers", []) for s in am.get("static_configs", [])]
+    for static in statics:
+        static["targets"] = [loopback.get(target, target) for target in static["targets"]]
     config["rule_files"] = [str((source.parent / rules).resolve()) for rules in config.get("rule_files", [])]
-    config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports.alertmanager}"]}]}]}
     if scrape_interval:
         config["global"]["scrape_interval"] = scrape_interval
     if evaluation_interval:
         config["global"]["evaluation_interval"] = evaluation_interval
     return config
-
-
-# Alerts are visible in alertmanager's UI and API; where they go (mail, chat) is the lab's own receiver.
-ALERTMANAGER_CONFIG = {
-    "route": {"receiver": "lab", "group_by": ["alertname", "device_id"], "group_wait": "5s"},
-    "receivers": [{"name": "lab"}],
-}
 
 
 def _command(program: Program, state: Path, ports: Ports) -> list[str]:
@@ -96,7 +91,7 @@ def _command(program: Program, state: Path, ports: Ports) -> list[str]:
         return [binary, f"--web.listen-address=127.0.0.1:{ports.pushgateway}",
                 f"--persistence.file={state / 'pushgateway.state'}", "--persistence.interval=1m"]
     if program is ALERTMANAGER:
-        return [binary, f"--config.file={state / 'alertmanager.yml'}", f"--storage.path={state / 'alertmanager'}",
+        return [binary, f"--config.file={MONITORING / 'alertmanager.yml'}", f"--storage.path={state / 'alertmanager'}",
                 f"--web.listen-address=127.0.0.1:{ports.alertmanager}",
                 "--cluster.listen-address="]  # one instance: no gossip port to clash with
     return [binary, f"--config.file={state / 'prometheus.yml'}", f"--storage.tsdb.path={state / 'prometheus'}",
@@ -137,7 +132,6 @@ def start(state: Path, ports: Ports, scrape_interval: str | None = None,
     state.mkdir(parents=True, exist_ok=True)
     (state / "prometheus.yml").write_text(yaml.safe_dump(
         prometheus_config(ports, scrape_interval, evaluation_interval), sort_keys=False))
-    (state / "alertmanager.yml").write_text(yaml.safe_dump(ALERTMANAGER_CONFIG, sort_keys=False))
     (state / "ports").write_text(f"{ports.prometheus} {ports.pushgateway} {ports.alertmanager}\n")
     for program in PROGRAMS:
         pid_file = _pid_file(state, program)
