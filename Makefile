@@ -76,9 +76,9 @@ MONITOR_DIR ?= .monitoring
 COMPOSE_WORKS = docker compose version >/dev/null 2>&1 && docker info >/dev/null 2>&1
 monitor-start: venv
 	@if $(COMPOSE_WORKS); then \
-	  echo "monitoring: docker compose (Prometheus, pushgateway, Grafana)"; \
+	  echo "monitoring: docker compose (Prometheus, pushgateway, alertmanager, Grafana)"; \
 	  $(COMPOSE) up -d && \
-	  echo "Grafana http://localhost:3000  Prometheus http://localhost:9090  pushgateway http://localhost:9091"; \
+	  echo "Grafana http://localhost:3000  Prometheus http://localhost:9090  pushgateway http://localhost:9091  alertmanager http://localhost:9093"; \
 	else \
 	  echo "monitoring: no working docker compose; Debian's prometheus, pushgateway and alertmanager as your" \
 	       "own processes (state and logs in $(MONITOR_DIR)/; Grafana needs the compose stack)"; \
