@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := make gcc qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi prometheus prometheus-pushgateway qemu-system-misc gcc-riscv64-unknown-elf ser2net clang libclang-rt-14-dev
+APT_PACKAGES := make gcc qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi prometheus prometheus-pushgateway prometheus-alertmanager qemu-system-misc gcc-riscv64-unknown-elf ser2net clang libclang-rt-14-dev
 DEMO_ARGS ?= --device stm32 --emulate --model demo --tokens 32 --repeat 5 --warmup 1
 
 COMPOSE := docker compose -f monitoring/docker-compose.monitoring.yml
@@ -70,16 +70,38 @@ bench: setup
 	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/power_ingest.py
 
-monitor-start:
-	$(COMPOSE) up -d
-	@echo "Grafana http://localhost:3000  Prometheus http://localhost:9090  pushgateway http://localhost:9091"
+# The monitoring stack: docker compose (with Grafana) when it works, else Debian's prometheus, pushgateway and
+# alertmanager as your own processes, state, logs and pid files under $(MONITOR_DIR) (scripts/monitor_native.py).
+MONITOR_DIR ?= .monitoring
+COMPOSE_WORKS = docker compose version >/dev/null 2>&1 && docker info >/dev/null 2>&1
+monitor-start: venv
+	@if $(COMPOSE_WORKS); then \
+	  echo "monitoring: docker compose (Prometheus, pushgateway, alertmanager, Grafana)"; \
+	  $(COMPOSE) up -d && \
+	  echo "Grafana http://localhost:3000  Prometheus http://localhost:9090  pushgateway http://localhost:9091  alertmanager http://localhost:9093"; \
+	else \
+	  echo "monitoring: no working docker compose; Debian's prometheus, pushgateway and alertmanager as your" \
+	       "own processes (state and logs in $(MONITOR_DIR)/; Grafana needs the compose stack)"; \
+	  $(PY) scripts/monitor_native.py start --dir $(MONITOR_DIR); \
+	fi
 
-monitor-stop:
-	$(COMPOSE) down
+monitor-stop: venv
+	@if ls $(MONITOR_DIR)/*.pid >/dev/null 2>&1; then \
+	  $(PY) scripts/monitor_native.py stop --dir $(MONITOR_DIR); \
+	elif $(COMPOSE_WORKS); then \
+	  $(COMPOSE) down; \
+	else \
+	  echo "monitoring: nothing running (no pid files in $(MONITOR_DIR)/, no working docker compose)"; \
+	fi
 
 monitor-dashboards: venv
 	$(PY) scripts/make_dashboards.py
-	@echo "Grafana loads them from monitoring/grafana/dashboards: http://localhost:3000/d/tiny-profiler-main and /d/tiny-profiler-device-health"
+	@echo "Grafana (compose stack) loads them from monitoring/grafana/dashboards:" \
+	      "http://localhost:3000/d/tiny-profiler-main and /d/tiny-profiler-device-health"
+	@if ls $(MONITOR_DIR)/*.pid >/dev/null 2>&1; then \
+	  echo "native stack (no Grafana; Prometheus graphs and alerts, alertmanager):"; \
+	  $(PY) scripts/monitor_native.py urls --dir $(MONITOR_DIR); \
+	fi
 
 clean:
 	rm -rf firmware/build .pytest_cache

@@ -1,6 +1,6 @@
 """Matmul kernel table on the emulated boards (`make bench`): one row per board, kernel set and model.
 
-Prints figures, never pass/fail. Derivation (also in the README, "Benchmark baseline"):
+Prints figures, never pass/fail. Derivation (also in docs/performance.md, "Matmul kernels"):
 - instructions per decode step k: QEMU runs with -icount shift=S, so the board's timer
   counts instructions; step k is ticks(token k) - ticks(token k-1) converted with
   instructions = ticks / timer_hz * 1e9 / 2**S. Shown for k = 1, 16, 31 and the mean over

@@ -26,6 +26,7 @@ from profiler.models.reference import Reference
 from profiler.outputs import check_directory
 from profiler.placement import place
 from profiler.power import open_meter, parse_spec
+from profiler.reference_cache import ReferencePasses, port_fixed_point
 from profiler.session import ModelHandle, RunSettings, Session, Target
 from profiler.sinks import Sink
 from profiler.sinks.jsonl import JsonlSink
@@ -98,15 +99,16 @@ def open_model(path: Path) -> tuple[TpmModel, ModelHandle]:
             references[fixed_point] = Reference(model, fixed_point)
         return references[fixed_point].generate(list(prompt), n, temperature, seed)
 
+    sha256 = hashlib.sha256(data).hexdigest()
     handle = ModelHandle(
         path=path,
         name=path.stem,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256,
         crc32=_crc32(data),
         size_bytes=len(data),
         quantization=read_header(path).quant,
         token_bytes=tokenizer.decode_piece,
-        reference_tokens=reference_tokens,
+        reference_tokens=ReferencePasses(sha256, reference_tokens),  # cached on disk, prefetched by plan_run
     )
     return model, handle
 
@@ -200,5 +202,8 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
             held.close()
         raise
     session.sinks = [JsonlSink(jsonl_path), *options.extra_sinks, *others]
+    if isinstance(handle.reference_tokens, ReferencePasses):  # computed while the board boots, or cached
+        handle.reference_tokens.prefetch(prompt_tokens, options.tokens, options.temperature, options.seed,
+                                         port_fixed_point(board.firmware_port))
     return session, jsonl_path
 

@@ -32,10 +32,12 @@ from typing import IO, Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from profiler.bench_plan import ModelSpec, Plan, PlanBoard, SessionSpec
 from profiler.errors import Interrupted, ProfilerError
+from profiler.sinks.console import progress_columns
 
 _POLL_S = 0.25
 _STOP_GRACE_S = 60.0
@@ -74,8 +76,10 @@ class SessionResult:
         return {
             "board": spec.board.name, "device": spec.board.device, "emulated": spec.board.emulated,
             "model": spec.model.label, "quantization": spec.model.quantization, "prompt": spec.prompt,
-            "tokens": spec.tokens, "repeat": spec.repeat, "warmup": spec.warmup,
-            "status": self.status, "valid": bool(summary.get("valid")), "reasons": summary.get("reasons") or [],
+            "tokens": spec.tokens, "repeat": spec.repeat, "warmup": spec.warmup, "kernels": spec.kernels,
+            "power": spec.power, "check_quality": spec.check_quality, "temperature": spec.temperature,
+            "seed": spec.seed, "status": self.status, "valid": bool(summary.get("valid")),
+            "reasons": summary.get("reasons") or [],
             "exit_code": self.exit_code, "error": self.error, "wall_s": round(self.wall_s, 3),
             "jsonl": os.path.relpath(self.jsonl, run_dir) if self.jsonl else None,
             **{k: summary.get(k) for k in keys},
@@ -95,6 +99,18 @@ class BoardState:
     last_rate: float | None = None
     failed: int = 0
     results: list[SessionResult] = field(default_factory=list)
+    spec: SessionSpec | None = None  # the session running now
+    tokens_now: int = 0  # tokens its board has generated so far (warmup included): the overall bar's unit
+
+    @property
+    def tokens_done(self) -> int:
+        """Tokens of the finished sessions (as planned) and of the one running."""
+        return sum(work(r.spec) for r in self.results) + (self.tokens_now if self.state == "running" else 0)
+
+
+def work(spec: SessionSpec) -> int:
+    """Tokens a session generates, warmup included: the overall progress bar's unit of work."""
+    return (spec.warmup + spec.repeat) * spec.tokens
 
 
 @dataclass
@@ -112,6 +128,9 @@ class BenchRun:
     _children: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
     _children_lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.Semaphore | None = None
+    # One bar over every session's tokens, with an ETA (drawn inside the live view, so never started itself).
+    _overall: Progress = field(default_factory=lambda: Progress(*progress_columns(), auto_refresh=False))
+    _overall_task: TaskID | None = None
 
     @property
     def results(self) -> list[SessionResult]:
@@ -138,6 +157,8 @@ class BenchRun:
         for worker in workers:
             worker.start()
         live_console = self.console
+        self._overall_task = self._overall.add_task("sessions", total=sum(
+            work(spec) for specs in self.plan.sessions.values() for spec in specs), rate="")
         with Live(self._view(), console=live_console, refresh_per_second=4, transient=False,
                   redirect_stdout=False, redirect_stderr=False) as live:
             self._wait(workers, live)
@@ -190,6 +211,7 @@ class BenchRun:
             for spec in sessions:
                 result = self._one(state, spec, port, lease.device if lease else None)
                 state.results.append(result)
+                state.tokens_now = 0
                 state.done += 1
                 if result.status != "ok":
                     state.failed += 1
@@ -235,7 +257,8 @@ class BenchRun:
             "temperature": spec.temperature, "out": str(self.run_dir), "emulate": board.emulate,
             "port": port, "flash": spec.flash, "board": board.board,
             "hardware_map": str(self.plan.hardware_map) if self.plan.hardware_map else None,
-            "flasher": board.flasher,
+            "flasher": board.flasher, "kernels": spec.kernels, "power": spec.power,
+            "check_quality": spec.check_quality,
         }  # fmt: skip
         observability = {"pushgateway": self.options.pushgateway, "otlp_endpoint": self.options.otlp_endpoint,
                          "strict_export": self.options.strict_export, "log_level": self.options.log_level,
@@ -248,6 +271,7 @@ class BenchRun:
 
     def _child(self, state: BoardState, spec: SessionSpec, port: str | None, device: str | None) -> SessionResult:
         state.state, state.current, state.progress = "running", spec.label, "starting"
+        state.spec, state.tokens_now = spec, 0
         index = len(state.results) + 1
         log_path = self.run_dir / "logs" / f"{state.board.name}-{index}.log"
         t0 = time.monotonic()
@@ -296,6 +320,9 @@ class BenchRun:
             elif kind == "token":
                 rep = "warmup" if record.get("warmup") else f"rep {record.get('repetition', 0) + 1}"
                 state.progress = f"{rep}, token {record.get('index', 0) + 1}"
+                if state.spec is not None:
+                    reps_before = record.get("repetition", 0) + (0 if record.get("warmup") else state.spec.warmup)
+                    state.tokens_now = reps_before * state.spec.tokens + record.get("index", 0) + 1
             elif kind == "repetition" and not record.get("warmup"):
                 state.last_rate = record.get("decode_tokens_per_s")
             elif kind == "error":
@@ -311,6 +338,10 @@ class BenchRun:
     # -- the live view ------------------------------------------------------
 
     def _view(self) -> Group:
+        if self._overall_task is not None:
+            done = sum(state.done for state in self.boards.values())
+            self._overall.update(self._overall_task, completed=sum(s.tokens_done for s in self.boards.values()),
+                                 description=f"{done}/{self.plan.total} sessions")
         table = Table(title=f"tiny-profiler bench {self.plan.path.name} -> {self.run_dir}", expand=False)
         for column in ("board", "state", "sessions", "current session", "progress", "last decode tok/s"):
             table.add_column(column, justify="right" if column in ("sessions", "last decode tok/s") else "left")
@@ -321,7 +352,7 @@ class BenchRun:
             table.add_row(state.board.name + (" (emulated)" if state.board.emulated else ""),
                           f"[{style}]{state.state}[/]" if style else state.state,
                           f"{state.done}/{state.total}{failed}", state.current, state.progress, rate)
-        return Group(table)
+        return Group(self._overall.get_renderable(), table)
 
 
 class _Tail:
@@ -413,15 +444,16 @@ def prepare_firmware(plan: Plan) -> None:
     from platforms.boards import resolve_board
     from profiler.emulator import require_binary
 
-    seen: set[str] = set()
+    seen: set[tuple[str, str | None]] = set()
     for board in plan.boards:
         if not board.emulated or board.device is None:
             continue
         profile = resolve_board(board.device)
-        if profile.name in seen:
-            continue
-        seen.add(profile.name)
-        adapter = adapter_for(profile)
-        firmware = adapter.firmware(profile)
-        spec = adapter.emulate(profile, firmware.elf, Path("/dev/null")).spec
-        require_binary(spec.binary, spec.debian_package)
+        for kernels in dict.fromkeys(s.kernels for s in plan.sessions.get(board.name, [])):
+            if (profile.name, kernels) in seen:
+                continue
+            seen.add((profile.name, kernels))
+            adapter = adapter_for(profile)
+            firmware = adapter.firmware(profile, kernels)  # each kernel set is its own image
+            spec = adapter.emulate(profile, firmware.elf, Path("/dev/null")).spec
+            require_binary(spec.binary, spec.debian_package)

@@ -24,8 +24,11 @@ A board is one of: an emulated board (`device` + `emulate = true`), a real
 board (`device` + `port`), a bench board from the hardware map (`board`), or
 a labgrid place (`place`, with `device` unless the place has a device tag).
 Any `[defaults]` key, and `models`, `quantizations`, `prompts`, `tokens`,
-may be set per board. Every mistake is one ConfigError naming the file and
-the key.
+may be set per board. The run settings `tokens`, `seed`, `temperature`,
+`kernels` (the matmul kernel set, e.g. "dsp" or "portable"), `power` (a meter
+spec or "model") and `check_quality` are axes too: a list of them in
+`[matrix]` or on a board runs one session per value (`[defaults]` holds one
+value). Every mistake is one ConfigError naming the file and the key.
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-RUN_KEYS = {"prompt": str, "tokens": int, "repeat": int, "warmup": int, "seed": int, "temperature": float,
-            "flash": bool}
-MATRIX_KEYS = {"models", "quantizations", "prompts", "tokens"}
+# Run settings that may also be lists (a matrix axis each), with the value a session takes when none is given.
+AXES: dict[str, tuple[type, Any]] = {"tokens": (int, 32), "kernels": (str, None), "power": (str, None),
+                                     "check_quality": (bool, False), "temperature": (float, 0.0), "seed": (int, 0)}
+RUN_KEYS = {"prompt": str, "repeat": int, "warmup": int, "flash": bool} | {k: t for k, (t, _) in AXES.items()}
+MATRIX_KEYS = {"models", "quantizations", "prompts"} | set(AXES)
 BOARD_KEYS = {"name", "device", "emulate", "port", "board", "place", "flasher"} | set(RUN_KEYS) | MATRIX_KEYS
 TOP_KEYS = {"hardware_map", "coordinator", "defaults", "matrix", "boards"}
 QUANTIZATIONS = ("int8", "int4")
@@ -109,12 +114,20 @@ class SessionSpec:
     seed: int
     temperature: float
     flash: bool
+    kernels: str | None = None  # None: the firmware port's own
+    power: str | None = None  # None: the model on emulated boards, nothing on real ones
+    check_quality: bool = False
 
     @property
     def label(self) -> str:
-        """`demo int8, 32 tokens` (with the prompt when it is not the default)."""
-        prompt = "" if self.prompt == DEFAULT_PROMPT else f", prompt {self.prompt[:20]!r}"
-        return f"{self.model.label} {self.model.quantization}, {self.tokens} tokens{prompt}"
+        """`demo int8, 32 tokens` (with each setting that is not the default)."""
+        extra = "" if self.prompt == DEFAULT_PROMPT else f", prompt {self.prompt[:20]!r}"
+        extra += f", kernels {self.kernels}" if self.kernels else ""
+        extra += f", power {self.power}" if self.power else ""
+        extra += ", quality check" if self.check_quality else ""
+        extra += f", temperature {self.temperature:g}" if self.temperature else ""
+        extra += f", seed {self.seed}" if self.seed else ""
+        return f"{self.model.label} {self.model.quantization}, {self.tokens} tokens{extra}"
 
 
 @dataclass
@@ -268,12 +281,30 @@ def load_plan(path: Path, only: list[str] | None = None, hardware_map: Path | No
     return plan
 
 
+def _axis(path: Path, board: PlanBoard, key: str, values: list[Any]) -> list[Any]:
+    """Check an axis's values where the plan can (kernel sets of the board's port, meter spec syntax)."""
+    where = f"board {board.name}"
+    for value in values:
+        try:
+            if key == "kernels" and value is not None and board.device is not None:
+                from profiler.firmware import resolve_kernels
+
+                resolve_kernels(resolve_board(board.device).firmware_port, value)
+            elif key == "power" and value not in (None, "model"):
+                from profiler.power import parse_spec
+
+                parse_spec(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{_where(path, where)}: {exc}") from None
+    return values
+
+
 def _expand(path: Path, board: PlanBoard, base: dict[str, Any], matrix: dict[str, Any],
             overrides: dict[str, Any]) -> list[SessionSpec]:
     where = f"board {board.name}"
     run = dict(base)
     run.update({k: _typed(path, where, k, v, RUN_KEYS[k]) for k, v in overrides.items()
-                if k in RUN_KEYS and k != "tokens"})
+                if k in RUN_KEYS and k not in AXES})
     merged = {**matrix, **{k: v for k, v in overrides.items() if k in MATRIX_KEYS}}
     quantizations = _list(path, where, "quantizations", merged["quantizations"], str) \
         if "quantizations" in merged else None
@@ -285,13 +316,15 @@ def _expand(path: Path, board: PlanBoard, base: dict[str, Any], matrix: dict[str
     models = _models(path, where, _list(path, where, "models", merged["models"], object), quantizations)
     prompts = _list(path, where, "prompts", merged["prompts"], str) if "prompts" in merged \
         else [run.get("prompt", DEFAULT_PROMPT)]
-    tokens_source = overrides.get("tokens", matrix.get("tokens", base.get("tokens", 32)))
-    tokens = _list(path, where, "tokens", tokens_source, int)
+    axes: dict[str, list[Any]] = {}
+    for key, (kind, default) in AXES.items():
+        source = overrides.get(key, matrix.get(key, base.get(key, default)))
+        axes[key] = _axis(path, board, key, [None] if source is None else _list(path, where, key, source, kind))
     sessions = []
-    for model, prompt, n in itertools.product(models, prompts, tokens):
-        spec = SessionSpec(board=board, model=model, prompt=prompt, tokens=n, repeat=run.get("repeat", 5),
-                           warmup=run.get("warmup", 1), seed=run.get("seed", 0),
-                           temperature=run.get("temperature", 0.0), flash=run.get("flash", True))  # fmt: skip
+    for model, prompt, *values in itertools.product(models, prompts, *axes.values()):
+        settings = dict(zip(axes, values, strict=True))
+        spec = SessionSpec(board=board, model=model, prompt=prompt, repeat=run.get("repeat", 5),
+                           warmup=run.get("warmup", 1), flash=run.get("flash", True), **settings)
         if spec.tokens < 1 or spec.repeat < 1 or spec.warmup < 0:
             raise ConfigError(f"{_where(path, where)}: tokens and repeat must be at least 1, warmup at least 0")
         sessions.append(spec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -105,7 +106,8 @@ class GateOptions:
 
 
 def bench(plan_path: Path, options: BenchOptions, only: list[str] | None, gate_options: GateOptions | None,
-          console: Console, hardware_map: Path | None = None) -> int:
+          console: Console, hardware_map: Path | None = None,
+          outputs: Callable[[BenchRun], None] | None = None) -> int:
     """Run a plan end to end; the exit code (0 all ok, 1 a session not ok or a regression, 130 interrupted)."""
     plan = load_plan(plan_path, only, hardware_map)
     if gate_options is not None and not gate_options.baselines.is_dir():
@@ -138,6 +140,8 @@ def bench(plan_path: Path, options: BenchOptions, only: list[str] | None, gate_o
             console.print(f"[red]{line}[/]", highlight=False)
     console.print(f"wrote {os.path.join(run_dir, 'summary.md')} and summary.json "
                   f"({run.wall_s:.1f} s)", highlight=False)
+    if outputs is not None:  # --format, --junit
+        outputs(run)
     return exit_code
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 
 from profiler import __version__
@@ -77,10 +78,26 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     traceback: Annotated[bool, typer.Option("--traceback", help="Show the Python stack on errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Option defaults per command (default: $TINY_PROFILER_CONFIG or ./tiny-profiler.toml); "
+                          "see docs/configuration.md."),
+    ] = None,
 ) -> None:
     _state["traceback"] = traceback
+    from profiler.config import find_config, load_defaults
+
+    path = find_config(config)
+    if path is not None and isinstance(ctx.command, typer.core.TyperGroup):
+        commands = {name: command for name, command in ctx.command.commands.items()
+                    if not isinstance(command, typer.core.TyperGroup)}
+        try:
+            ctx.default_map = load_defaults(path, commands)
+        except ProfilerError as error:
+            raise typer.Exit(_report(error)) from None
 
 
 def _read_text(path: Path, option: str) -> str:
@@ -153,6 +170,8 @@ def run(
         typer.Option(help="A labgrid place (coordinator from LG_COORDINATOR): acquired, its serial used, released."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON on stdout.")] = False,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Print the summary row as json, csv or md.")] = None,  # noqa: UP045
+    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML: the session as one testcase.")] = None,  # noqa: UP045
     pushgateway: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="Pushgateway URL (or TINY_PROFILER_PUSHGATEWAY); pushed at the end and every 15 s."),
@@ -170,12 +189,14 @@ def run(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Profile MODEL on DEVICE: flash, connect, warm up, repeat, summarise."""
+    from profiler import ci_formats
     from profiler.api import RunOptions, plan_run
     from profiler.labgrid_place import plan_on_place, rfc2217_reset_note
     from profiler.observability import ObservabilityOptions, make_sinks
     from profiler.sinks.console import ConsoleSink
 
-    console = Console(stderr=json_out)
+    ci_formats.check_format(fmt)
+    console = Console(stderr=json_out or fmt is not None)
     errors = Console(stderr=True)
     check_file(log_file, "--log-file")
     observability = ObservabilityOptions.from_cli(
@@ -200,10 +221,19 @@ def run(
         errors.print(f"note: {note}", markup=False, highlight=False)
     try:
         summary = session.run()
+    except BaseException:
+        if junit is not None:  # CI still gets its testcase: an error with the session's own reason
+            ci_formats.write_stopped_run_junit(junit, path)
+        raise
     finally:
         console.print(f"results: {path}")
+    identity = ci_formats.run_identity(ci_formats.read_header(path), path)
     if json_out:
-        print(json.dumps(summary.to_dict()))
+        print(json.dumps({**summary.to_dict(), **identity}))
+    if fmt is not None:
+        print(ci_formats.format_rows([ci_formats.run_row(identity, summary.to_dict())], fmt))
+    if junit is not None:
+        ci_formats.write_run_junit(junit, identity, summary.to_dict())
     if not summary.valid:
         raise typer.Exit(1)
 
@@ -240,6 +270,7 @@ def compare(
     ] = False,
     fmt: Annotated[str, typer.Option("--format", help="rich, md, csv or json.")] = "rich",
     plot: Annotated[Optional[Path], typer.Option(help="Also write the tok/s plot to this PNG.")] = None,  # noqa: UP045
+    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML: a testcase per gated metric and run.")] = None,  # noqa: UP045
 ) -> None:
     """Compare runs: median, stddev and 95% CI per metric, deltas to a baseline, a regression gate."""
     from profiler.compare import compare_runs, parse_threshold
@@ -253,6 +284,10 @@ def compare(
         from profiler.report import plot_rates
 
         plot_rates(comparison, plot)
+    if junit is not None:
+        from profiler.ci_formats import write_compare_junit
+
+        write_compare_junit(junit, comparison)
     if fail_on_regression and comparison.gate_failed:
         raise typer.Exit(1)
 
@@ -407,11 +442,13 @@ def bench(
         typer.Option(help="Hardware map for the plan's `board` entries, instead of the plan's own hardware_map.",
                      envvar="TINY_PROFILER_HARDWARE_MAP"),
     ] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Print the session rows as json, csv or md.")] = None,  # noqa: UP045
+    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML: a testcase per session.")] = None,  # noqa: UP045
 ) -> None:
     """Run a plan: boards in parallel, sessions per board in order, summary.json/.md, optional regression gate."""
     import os
 
-    from profiler.bench import BenchOptions
+    from profiler.bench import BenchOptions, BenchRun
     from profiler.bench_report import GateOptions, default_run_dir
     from profiler.bench_report import bench as run_plan
     from profiler.compare import parse_threshold
@@ -426,7 +463,18 @@ def bench(
         otlp_endpoint=otlp_endpoint, strict_export=strict_export,
     )
     gate = None if baseline is None else GateOptions(baseline, parse_threshold(threshold), alpha, fail_on_regression)
-    code = run_plan(plan, options, only.split(",") if only else None, gate, Console(), hardware_map)
+    from profiler import ci_formats
+
+    ci_formats.check_format(fmt)
+
+    def ci_outputs(done: BenchRun) -> None:
+        if fmt is not None:
+            print(ci_formats.format_rows(ci_formats.bench_rows(done), fmt))
+        if junit is not None:
+            ci_formats.write_bench_junit(junit, done)
+
+    code = run_plan(plan, options, only.split(",") if only else None, gate, Console(stderr=fmt is not None),
+                    hardware_map, ci_outputs)
     if code:
         raise typer.Exit(code)
 
@@ -458,6 +506,25 @@ def emulate(
         return  # Ctrl-C or SIGTERM: the normal way to stop it
     finally:
         served.close()
+
+
+@app.command()
+@_handled
+def doctor(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
+) -> None:
+    """Check everything a run can need; exit 0 when the emulated default can run (other gaps are listed)."""
+    import os
+
+    from profiler.doctor_cmd import show_doctor
+
+    run_defaults = (ctx.find_root().default_map or {}).get("run", {})  # tiny-profiler.toml, if any
+    pushgateway = os.environ.get("TINY_PROFILER_PUSHGATEWAY") or run_defaults.get("pushgateway")
+    otlp = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or run_defaults.get("otlp_endpoint"))
+    if not show_doctor(json_out, pushgateway, otlp, Path(run_defaults.get("out", "results"))):
+        raise typer.Exit(6)  # ToolMissing's code: what the emulated default needs is not installed
 
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Baselines for the regression gate.")

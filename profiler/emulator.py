@@ -7,8 +7,14 @@ therefore deterministic, and instructions can be read back from ticks:
 
 The UART is a TCP server on 127.0.0.1 that waits for the profiler to connect
 before the CPU starts, so the board's first bytes (its HELLO) are never lost.
-The profiler opens it with pyserial as `socket://127.0.0.1:PORT`, the same
-path a real serial port takes.
+The profiler opens it with pyserial's `serial_for_url`, the same path a real
+serial port takes, as `qemu://127.0.0.1:PORT`: pyserial's socket port without
+its 0.3 s pause on close (profiler/serial_urls/protocol_qemu.py).
+
+A pty would need no such handler, but nothing can make QEMU wait for a pty's
+reader: the board would say HELLO before pyserial opens the pty, and opening
+flushes what arrived before. The TCP chardev's `wait=on` is the one start
+signal QEMU offers that needs no second channel.
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import serial
+
 from profiler.errors import PlatformError, ToolMissing
+from profiler.serial_urls.protocol_qemu import SCHEME
+
+if "profiler.serial_urls" not in serial.protocol_handler_packages:
+    serial.protocol_handler_packages.append("profiler.serial_urls")  # qemu:// for serial_for_url
 
 DEFAULT_ICOUNT_SHIFT = 3
 _START_TIMEOUT_S = 10.0
@@ -109,7 +121,7 @@ class QemuBoard:
     @property
     def url(self) -> str:
         """pyserial URL of the board's UART."""
-        return f"socket://127.0.0.1:{self.port}"
+        return f"{SCHEME}://127.0.0.1:{self.port}"
 
     def start(self) -> QemuBoard:
         """Start QEMU and wait until its UART socket listens."""

@@ -8,7 +8,9 @@ header names exactly which firmware produced it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -108,7 +110,23 @@ def ensure_firmware(port: str, toolchain: Toolchain, kernels: str | None = None)
     elf = target / "firmware.elf"
     if not elf.is_file():
         _build(port, toolchain, firmware_id, target, kernels)
-    return inspect_elf(port, firmware_id, elf)
+    return _inspected(port, firmware_id, elf)
+
+
+def _inspected(port: str, firmware_id: str, elf: Path) -> FirmwareImage:
+    """inspect_elf, remembered beside the ELF: parsing its symbols is most of a run's planning time."""
+    stamp = elf.stat()
+    memo = elf.with_name("image.json")
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        saved = json.loads(memo.read_text())
+        if saved["elf_size"] == stamp.st_size and saved["elf_mtime_ns"] == stamp.st_mtime_ns:
+            return FirmwareImage(port=port, firmware_id=firmware_id, elf=elf, **saved["image"])
+    image = inspect_elf(port, firmware_id, elf)
+    with contextlib.suppress(OSError):  # a read-only cache only costs the next run the parse
+        memo.write_text(json.dumps({"elf_size": stamp.st_size, "elf_mtime_ns": stamp.st_mtime_ns, "image": {
+            "static_ram_bytes": image.static_ram_bytes, "arena_total_bytes": image.arena_total_bytes,
+            "flash_used_bytes": image.flash_used_bytes, "sections": image.sections}}))
+    return image
 
 
 def _build(port: str, toolchain: Toolchain, firmware_id: str, target: Path, kernels: str) -> None:

@@ -1,12 +1,16 @@
-"""Shared fixtures: firmware built from this tree, in a cache private to the test session."""
+"""Shared fixtures: firmware built from this tree, in a cache private to the test session; every session
+file a test writes is validated against docs/jsonl.schema.json when the test ends."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.jsonl_schema import check_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,6 +21,19 @@ def _private_cache_and_cwd(tmp_path_factory: pytest.TempPathFactory) -> None:
     # run from a scratch directory so default outputs (results/, logs/) never land in the tree.
     os.environ["TINY_PROFILER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     os.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+_VALIDATED: set[Path] = set()
+
+
+@pytest.fixture(autouse=True)
+def _session_files_match_the_schema(request: pytest.FixtureRequest,
+                                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # After each test, every new session file under the test session's temporary root (tmp_path, mktemp'd
+    # directories, the scratch working directory) must validate; a failure is this test's teardown error.
+    yield
+    problems = check_tree(tmp_path_factory.getbasetemp(), _VALIDATED)
+    assert not problems, "session files break docs/jsonl.schema.json:\n" + "\n".join(problems[:20])
 
 
 @pytest.fixture(scope="session")

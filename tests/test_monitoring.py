@@ -51,6 +51,11 @@ def test_promtool_accepts_config_and_rules_and_alert_tests_pass() -> None:
                  ("test", "rules", "alerts_test.yml")):
         result = _promtool(*args)
         assert result.returncode == 0, result.stdout + result.stderr
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool comes with Debian's prometheus-alertmanager package (make test installs it)"
+    checked = subprocess.run([amtool, "check-config", "alertmanager.yml"], capture_output=True, text=True,
+                             check=False, cwd=MONITORING)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     tested = yaml.safe_load((MONITORING / "alerts_test.yml").read_text())["tests"]
     alerts = {r["alert"] for g in yaml.safe_load((MONITORING / "alerts.yml").read_text())["groups"] for r in g["rules"]}
     assert alerts == {"DeviceDisconnected", "DeviceOverheating", "ProfilingSessionFailed", "LowThroughput",

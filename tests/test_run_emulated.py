@@ -44,7 +44,8 @@ def test_demo_run_is_valid_matches_reference_and_repeats_exactly(tmp_path: Path,
         records = _records(out)
         assert records[0]["type"] == "session" and records[-1]["type"] == "summary"
         assert [r["type"] for r in records].count("session") == 1
-        assert records[-1] == summary
+        assert {k: summary[k] for k in records[-1]} == records[-1]  # the summary record, plus the identity
+        assert summary["board"] == "stm32f405" and summary["firmware_id"] == records[0]["firmware_id"]
         header = records[0]
         assert header["emulated"] is True and header["board"] == "stm32f405"
         assert header["clock_hz"] == 168_000_000 and header["firmware_id"].startswith("stm32f4-")

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -22,23 +30,22 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def progress_columns() -> tuple[ProgressColumn, ...]:
+    """One bar over all the work (tokens of every repetition, or of every session of a plan), with an ETA."""
+    return (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[rate]}"))
+
+
 class ConsoleSink:
-    """Progress per repetition with live device-timed tok/s; a summary table at the end."""
+    """One progress bar across warmup and repetitions (ETA, live device-timed tok/s); a summary table at the end."""
 
     def __init__(self, console: Console, show_summary: bool = True) -> None:
         self.console = console
         self.show_summary = show_summary
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            console=console,
-            transient=False,
-        )
+        self._progress = Progress(*progress_columns(), console=console, transient=False)
         self._task: TaskID | None = None
-        self._tokens = 0
         self._first_ms = 0.0
+        self._last_rate = ""
         self._header: SessionHeader | None = None
 
     def emit(self, record: Record) -> None:
@@ -51,20 +58,23 @@ class ConsoleSink:
                 f"{len(record.prompt_tokens)} prompt tokens + {record.tokens} generated, "
                 f"{record.warmup} warmup + {record.repetitions} repetitions"
             )
+            total = (record.warmup + record.repetitions) * record.tokens
+            self._task = self._progress.add_task("starting", total=total, rate="")
             self._progress.start()
         elif isinstance(record, TokenRecord):
             self._on_token(record)
         elif isinstance(record, RepetitionRecord) and self._task is not None:
-            rate = record.decode_tokens_per_s
             mark = "" if record.valid else " [red]invalid[/]"
-            self._progress.update(self._task, rate=f"{_fmt(rate)} tok/s (device){mark}")
-            self._task = None
+            self._last_rate = f"last {_fmt(record.decode_tokens_per_s)} tok/s (device){mark}"
+            self._progress.update(self._task, rate=self._last_rate)
         elif isinstance(record, EventRecord):
             self.console.print(f"[yellow]warning ({record.kind}):[/] {record.message}")
         elif isinstance(record, ErrorRecord):
             self._progress.stop()
             self.console.print(f"[red]stopped ({record.kind}):[/] {record.message}")
         elif isinstance(record, SummaryRecord):
+            if self._task is not None and record.status == "ok":
+                self._progress.update(self._task, completed=self._progress.tasks[0].total)
             self._progress.stop()
             if self.show_summary:
                 self.console.print(summary_table(record, self._header))
@@ -73,17 +83,19 @@ class ConsoleSink:
                     self.console.print(Text.assemble(("text: ", "dim"), (prompt, "bold"), record.text))
 
     def _on_token(self, record: TokenRecord) -> None:
-        if record.index == 0:
-            label = "warmup" if record.warmup else f"rep {record.repetition}"
-            total = self._header.tokens if self._header else None
-            self._task = self._progress.add_task(label, total=total, rate="")
-            self._first_ms = record.device_ms
-        if self._task is None:
+        if self._task is None or self._header is None:
             return
-        rate = ""
+        header = self._header
+        done_reps = record.repetition if record.warmup else header.warmup + record.repetition
+        if record.index == 0:
+            self._first_ms = record.device_ms
+        which = (f"warmup {record.repetition + 1}/{header.warmup}" if record.warmup
+                 else f"rep {record.repetition + 1}/{header.repetitions}")
+        rate = self._last_rate
         if record.index > 0 and record.device_ms > self._first_ms:
             rate = f"{record.index / ((record.device_ms - self._first_ms) / 1e3):,.2f} tok/s (device)"
-        self._progress.update(self._task, completed=record.index + 1, rate=rate)
+        self._progress.update(self._task, description=which, rate=rate,
+                              completed=done_reps * header.tokens + record.index + 1)
 
     def close(self) -> None:
         self._progress.stop()

@@ -1,0 +1,1 @@
+"""pyserial URL handlers of our own (pyserial imports `<package>.protocol_<scheme>` for `<scheme>://`)."""
