@@ -69,6 +69,7 @@ bench: setup
 	$(PY) benchmarks/emulated.py
 	$(PY) benchmarks/kernels.py
 	$(PY) benchmarks/power_ingest.py
+	$(PY) benchmarks/cycle_anchors.py
 
 monitor-start:
 	$(COMPOSE) up -d

@@ -8,7 +8,7 @@ Prints figures, never pass/fail. Derivation (also in the README):
 - MACs per token: weight multiply-accumulates of one forward pass (all seven
   matrices per layer plus the classifier) and the attention MACs (q.k and
   att.v) averaged over the decoded positions;
-- decode tokens/s at the board clock: clock_hz / instructions per token, i.e.
+- decode tokens/s predicted by the board's cycle model (profiler/cycles), and at the board clock: clock_hz / instructions per token, i.e.
   one instruction per cycle, an upper bound for a Cortex-M4 running from flash;
 - host time beyond device time: wall time of the host phases outside the
   repetitions (QEMU start, connect, model check, teardown), each listed, plus
@@ -49,7 +49,7 @@ def main() -> int:
     model, _handle = open_model(model_path)
     with tempfile.TemporaryDirectory() as out:
         session, path = plan_run(RunOptions(device="stm32", model="demo", tokens=TOKENS, repeat=REPEAT,
-                                            warmup=1, out=Path(out), emulate=True))
+                                            warmup=1, out=Path(out), emulate=True, predict=True))
         summary = session.run()
         records = read_jsonl(path)
     header = records[0]
@@ -70,14 +70,19 @@ def main() -> int:
         "weight_macs_per_token": weights,
         "attention_macs_per_token_mean": attention,
         "instructions_per_mac": ipt / macs,
+        "decode_tokens_per_s_predicted": summary.predicted_decode_tokens_per_s,
+        "cycle_model": summary.cycle_model,
+        "predicted_cycles_per_decoded_token": summary.predicted_cycles_per_token,
+        "predicted_cycles_per_mac": (summary.predicted_cycles_per_token or float("nan")) / macs,
         "decode_tokens_per_s_at_clock_1ipc": header["clock_hz"] / ipt,
-        "decode_tokens_per_s_device_timed": summary.decode_tokens_per_s,
+        "decode_tokens_per_s_emulator_timer": summary.decode_tokens_per_s,
         "ttft_ms_device": summary.ttft_ms,
         "valid": summary.valid,
         "host_ms_outside_repetitions": sum(outside.values()),
         "host_ms_per_phase": summary.host_ms,
         "emulation_speed_device_s_per_host_s": device_decode_ms / host_decode_ms if host_decode_ms else None,
         "repetitions": len(reps),
+        "predicted_cycles_by_part": summary.predicted_cycles_per_token_by_part or {},
     }
     table = Table(title=f"emulated {header['board']} · demo model · firmware {header['firmware_id']}")
     table.add_column("figure")
@@ -85,6 +90,8 @@ def main() -> int:
     for key, value in figures.items():
         if isinstance(value, float):
             value = f"{value:,.3f}"
+        elif isinstance(value, dict) and key == "predicted_cycles_by_part":
+            value = ", ".join(f"{k} {v:,.0f}" for k, v in value.items())
         elif isinstance(value, dict):
             value = ", ".join(f"{k} {v:,.1f}" for k, v in value.items())
         table.add_row(key, str(value))

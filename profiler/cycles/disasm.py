@@ -91,9 +91,9 @@ def arm_reglist_count(text: str) -> int:
     count = 0
     for item in (i.strip() for i in inner.split(",") if i.strip()):
         if "-" in item:
-            lo, hi = (arm_regs(x)[0] for x in item.split("-"))
+            lo, hi = (_ARM_ALIAS.get(x.strip(), x.strip()) for x in item.split("-"))
             span = int(hi[1:]) - int(lo[1:]) + 1
-            count += span * (2 if item.strip().startswith("d") else 1)
+            count += span * (2 if lo.startswith("d") else 1)
         else:
             count += len(arm_regs(item))
     return count
