@@ -8,7 +8,8 @@ Prints figures, never pass/fail. Derivation (also in the README):
 - MACs per token: weight multiply-accumulates of one forward pass (all seven
   matrices per layer plus the classifier) and the attention MACs (q.k and
   att.v) averaged over the decoded positions;
-- decode tokens/s predicted by the board's cycle model (profiler/cycles), and at the board clock: clock_hz / instructions per token, i.e.
+- decode tokens/s predicted by the board's cycle model (profiler/cycles), and
+  at the board clock: clock_hz / instructions per token, i.e.
   one instruction per cycle, an upper bound for a Cortex-M4 running from flash;
 - host time beyond device time: wall time of the host phases outside the
   repetitions (QEMU start, connect, model check, teardown), each listed, plus
