@@ -42,6 +42,7 @@ size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
 struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
 uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
+bool qemu_plugin_mem_is_store(qemu_plugin_meminfo_t info);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
@@ -92,8 +93,8 @@ static void on_exec(unsigned int vcpu, void *userdata) {
 }
 
 static void on_load(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *userdata) {
-    (void)vcpu, (void)info, (void)userdata;
-    if (!recording || vaddr - flash_base >= flash_size) return;
+    (void)vcpu, (void)userdata;
+    if (!recording || qemu_plugin_mem_is_store(info) || vaddr - flash_base >= flash_size) return;
     uint32_t line = (uint32_t)((vaddr - flash_base) >> 4);
     if (line == last_line) return;
     flush_repeats();
@@ -121,8 +122,9 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     qemu_plugin_register_vcpu_tb_exec_cb(tb, on_exec, QEMU_PLUGIN_CB_NO_REGS, (void *)userdata);
     if (flash_size) {
         for (size_t i = 0; i < n; i++) {
+            /* QEMU 7.2 calls a QEMU_PLUGIN_MEM_R callback for stores only: ask for both, keep the loads */
             qemu_plugin_register_vcpu_mem_cb(qemu_plugin_tb_get_insn(tb, i), on_load, QEMU_PLUGIN_CB_NO_REGS,
-                                             QEMU_PLUGIN_MEM_R, NULL);
+                                             QEMU_PLUGIN_MEM_RW, NULL);
         }
     }
 }
