@@ -574,16 +574,14 @@ class Session:
             self._trace_dir.cleanup()
         if found is None:
             return {"prediction_note": "a prediction needs at least 3 tokens (2 bounded decode steps)"}
-        # The traced cycles per instruction, applied to the tick-exact instructions per token. Rounded to
-        # PREDICTION_RESOLUTION cycles: a few flash reads per step depend on frame contents (CRC table lookups
-        # over sequence numbers the host may advance), which move the unrounded figure by a cycle or less.
+        # the traced cycles per instruction, applied to the tick-exact instructions per token
         scale = ipt / found.instructions_per_step
-        cycles_per_token = _resolution(found.cycles_per_step * scale)
+        cycles_per_token = found.cycles_per_step * scale
         return {
             "predicted_cycles_per_token": cycles_per_token,
             "predicted_decode_tokens_per_s": clock_hz / cycles_per_token,
             "cycle_model": found.model,
-            "predicted_cycles_per_token_by_part": {k: _resolution(v * scale)
+            "predicted_cycles_per_token_by_part": {k: round(v * scale, 1)
                                                    for k, v in found.cycles_per_step_by_part.items()},
         }
 
@@ -601,13 +599,6 @@ class Session:
                     held.close()
                 except Exception as exc:  # a release that fails must not cost the closing records
                     logging.getLogger("tiny_profiler").warning("could not release %s: %s", held, exc)
-
-
-PREDICTION_RESOLUTION = 100  # cycles per token
-
-
-def _resolution(cycles: float) -> float:
-    return float(round(cycles / PREDICTION_RESOLUTION) * PREDICTION_RESOLUTION)
 
 
 def _failure_kind(failure: ProfilerError) -> str:

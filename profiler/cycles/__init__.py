@@ -55,7 +55,8 @@ def supported(board: BoardProfile) -> bool:
 def memory_model(board: BoardProfile) -> ArtFlash | None:
     """The board's flash model, from its profile (`flash_accelerator`), or None for zero wait states."""
     if board.flash_accelerator == "stm32f4-art":
-        return ArtFlash(board.flash_base, board.flash_bytes, wait_states(board.clock_hz))
+        return ArtFlash(board.flash_base, board.flash_bytes, wait_states(board.clock_hz),
+                        data_window=(board.model_addr, board.model_region_bytes))
     return None
 
 
@@ -82,7 +83,7 @@ def symbol_address(elf: Path, name: str) -> int:
 def qemu_trace_args(board: BoardProfile, elf: Path, out: Path, prompt_tokens: int, tokens: int) -> list[str]:
     """QEMU arguments that trace the first repetition's forward passes up to the last decode step's start."""
     memory = memory_model(board)
-    window = (memory.base, memory.size) if memory is not None and memory.wait else None
+    window = (memory.data_window or (memory.base, memory.size)) if memory is not None and memory.wait else None
     limit = prompt_tokens + tokens - 2  # forwards at positions 0 .. P+N-3: every decode step but the last, bounded
     return plugin_args(out, flash=window, mark=symbol_address(elf, MARK_SYMBOL), limit=max(limit, 1))
 
@@ -105,8 +106,7 @@ def predict_decode(board: BoardProfile, elf: Path, trace_path: Path, prompt_toke
                    ) -> DecodePrediction | None:
     """Decode steps of a run traced with `qemu_trace_args`; None when the run had fewer than 3 tokens."""
     memory = memory_model(board)
-    trace = Trace.read(trace_path, marks=(symbol_address(elf, MARK_SYMBOL),),
-                       flash_base=memory.base if memory else 0)
+    trace = Trace.read(trace_path, marks=(symbol_address(elf, MARK_SYMBOL),))
     segments = predict_trace(trace, elf, board.core, memory)
     # segment k + 1 is the forward pass at position k; decode steps are positions P .. P+N-2, the last unbounded
     decode = segments[prompt_tokens + 1:prompt_tokens + tokens - 1]

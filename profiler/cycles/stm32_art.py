@@ -13,6 +13,11 @@ Model, per executed instruction line and per flash data line a load touches:
 - otherwise the flash read: WAIT_STATES cycles on top of the core's own timing, and the line enters
   the cache.
 
+The profiler traces the data loads of the model region only (`data_window`): the weights, read in a
+fixed order. Loads from the firmware's own flash (literal pools, the 1 KB CRC table of the wire
+protocol) are taken to hit; the CRC table's lookups depend on frame contents that vary between runs
+(sequence numbers), and cost a few dozen cycles per token.
+
 Left out: a prefetch that has not finished when sequential code runs through a line in fewer than
 WS + 1 cycles, contention between instruction and data reads of the flash, and RAM (no wait states).
 """
@@ -42,9 +47,10 @@ def wait_states(clock_hz: int) -> int:
 class ArtFlash:
     """The flash window, its wait states and the ART's caches; `stalls` walks a trace through them."""
 
-    base: int
+    base: int  # the flash, for instruction fetches
     size: int
     wait: int
+    data_window: tuple[int, int] | None = None  # (base, size) of the data loads traced; None: the whole flash
     icache_lines: int = 64
     dcache_lines: int = 8
     prefetch: bool = True
@@ -57,6 +63,7 @@ class ArtFlash:
         if self.wait == 0:
             return out
         lo, hi = self.base // LINE_BYTES, (self.base + self.size) // LINE_BYTES
+        data_lo = self.data_window[0] // LINE_BYTES if self.data_window else lo
         icache: OrderedDict[int, None] = OrderedDict()
         dcache: OrderedDict[int, None] = OrderedDict()
         starts = trace.segment_starts
@@ -84,7 +91,7 @@ class ArtFlash:
                             icache.popitem(last=False)
                     last_line = line
             elif tag == TAG_LINE:
-                line = lo + values[i]
+                line = data_lo + values[i]
                 if line in dcache:
                     dcache.move_to_end(line)
                 else:

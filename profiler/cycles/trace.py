@@ -62,12 +62,11 @@ class Trace:
     blocks: dict[int, tuple[int, ...]]  # block id -> instruction addresses
     tags: np.ndarray  # per stream word: TAG_EXEC, TAG_REPEAT or TAG_LINE
     values: np.ndarray  # block id, repeat count or flash line
-    flash_base: int = 0
     marks: tuple[int, ...] = ()
     segment_starts: list[int] = field(default_factory=list)  # stream index of each mark entry
 
     @classmethod
-    def read(cls, path: Path, marks: tuple[int, ...] = (), flash_base: int = 0) -> Trace:
+    def read(cls, path: Path, marks: tuple[int, ...] = ()) -> Trace:
         blocks_path = Path(str(path) + ".blocks")
         if not path.exists() or not blocks_path.exists():
             raise PlatformError(f"the trace plugin wrote no output at {path}; see QEMU's messages")
@@ -79,7 +78,7 @@ class Trace:
             n, ident = defs[i], defs[i + 1]
             blocks[ident] = tuple(defs[i + 2:i + 2 + n])
             i += 2 + n
-        trace = cls(blocks, (words >> 30).astype(np.uint8), (words & 0x3FFFFFFF).astype(np.int64), flash_base, marks)
+        trace = cls(blocks, (words >> 30).astype(np.uint8), (words & 0x3FFFFFFF).astype(np.int64), marks=marks)
         if marks:
             starts = np.array([blocks[b][0] if blocks.get(b) else -1 for b in range(max(blocks, default=0) + 1)],
                               dtype=np.int64)
