@@ -190,8 +190,9 @@ static inline __attribute__((always_inline)) void pairs_loop(float *out, const i
  * loop over row pairs, float steps included: the C version spilled its
  * pointers around the 12-register integer block, ~24 instructions per row
  * pair and group. Row 1 is read at row 0's address + 64, so no pointer for
- * it. Per pair: 160 for the 128 MACs, then 30 for the four group sums and
- * the loop, in the order of the contract: val = 0 + (acc * ws) * xs, twice per row. */
+ * it. Per pair: 192 instructions (208 predicted cycles) for the 128 MACs,
+ * then 29 for the four group sums and the loop, in the order of the
+ * contract: val = 0 + (acc * ws) * xs, twice per row. */
 static __attribute__((noinline)) void pairs_64(float *out, const int8_t *w0, const float *s,
                                                const float *xs, int pairs) {
     const uint32_t *xp = tp_dsp_xw;
@@ -203,25 +204,34 @@ static __attribute__((noinline)) void pairs_64(float *out, const int8_t *w0, con
     "sxtb16 " U ", " U ", ror #8\n\t"           \
     "smlad " A ", %[t], " X0 ", " A "\n\t"      \
     "smlad " A ", " U ", " X1 ", " A "\n\t"
-#define TP_64_BLOCK /* 8 columns of both rows */                                     \
-    "ldrd %[u0], %[u1], [%[w0]], #8\n\t"                  \
-    "ldrd %[v0], %[v1], [%[w0], #56]\n\t"                 \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                  \
+/* 8 columns of both rows at byte offset W of row 0 and X of the activations:
+ * the six loads back to back, where the Cortex-M4 pipelines each load after
+ * the first (one cycle instead of LDRD's 1.5 per word, per the TRM's load
+ * timings and docs/performance.md), so row 1 and the activations are read
+ * at fixed offsets and the pointers move once per pair. */
+#define TP_64_BLOCK(W, X)                                 \
+    "ldr %[u0], [%[w0], #" W "]\n\t"                     \
+    "ldr %[u1], [%[w0], #" W "+4]\n\t"                   \
+    "ldr %[v0], [%[w0], #" W "+64]\n\t"                  \
+    "ldr %[v1], [%[w0], #" W "+68]\n\t"                  \
+    "ldr %[x0], [%[xp], #" X "]\n\t"                     \
+    "ldr %[x1], [%[xp], #" X "+4]\n\t"                   \
     TP_64_STEP("%[u0]", "%[a0]", "%[x0]", "%[x1]")        \
     TP_64_STEP("%[v0]", "%[a1]", "%[x0]", "%[x1]")        \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                  \
+    "ldr %[x0], [%[xp], #" X "+8]\n\t"                   \
+    "ldr %[x1], [%[xp], #" X "+12]\n\t"                  \
     TP_64_STEP("%[u1]", "%[a0]", "%[x0]", "%[x1]")        \
     TP_64_STEP("%[v1]", "%[a1]", "%[x0]", "%[x1]")
     __asm__ volatile(
         "1:\n\t"
         "movs %[a0], #0\n\t"
         "movs %[a1], #0\n\t"
-        TP_64_BLOCK TP_64_BLOCK TP_64_BLOCK TP_64_BLOCK
+        TP_64_BLOCK("0", "0") TP_64_BLOCK("8", "16") TP_64_BLOCK("16", "32") TP_64_BLOCK("24", "48")
         "vmov s0, %[a0]\n\t"
         "vmov s1, %[a1]\n\t"
         "movs %[a0], #0\n\t"
         "movs %[a1], #0\n\t"
-        TP_64_BLOCK TP_64_BLOCK TP_64_BLOCK TP_64_BLOCK
+        TP_64_BLOCK("32", "64") TP_64_BLOCK("40", "80") TP_64_BLOCK("48", "96") TP_64_BLOCK("56", "112")
         "vmov s2, %[a0]\n\t"
         "vmov s3, %[a1]\n\t"
         "vcvt.f32.s32 s0, s0\n\t"
@@ -242,8 +252,7 @@ static __attribute__((noinline)) void pairs_64(float *out, const int8_t *w0, con
         "vmul.f32 s3, s3, %[xs1]\n\t"
         "vadd.f32 s1, s1, s3\n\t"
         "vstmia %[out]!, {s0-s1}\n\t"
-        "add %[w0], %[w0], #64\n\t" /* past row 1: the next pair */
-        "sub %[xp], %[xp], #128\n\t"
+        "add %[w0], %[w0], #128\n\t" /* past row 1: the next pair */
         "subs %[n], %[n], #1\n\t"
         "bne 1b\n\t"
         : [a0] "=&r"(a0), [a1] "=&r"(a1), [w0] "+r"(w0), [xp] "+r"(xp), [s] "+r"(s), [out] "+r"(out),
