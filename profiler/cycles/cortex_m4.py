@@ -144,10 +144,8 @@ def decode(addr: int, size: int, mnemonic: str, operands: str) -> Insn:
         sources = [r for rs in regs[n_dest:] for r in rs]
         if _LONG_MUL.match(m) and ("mla" in m or "mls" in m or m == "umaal"):
             sources += dests  # accumulating long multiplies read their destination pair
-        if m in ("mla", "mls", "smla", "smlad") or m.startswith(("smla", "smls")):
-            pass  # the accumulator is already a source operand
-        if m == "vmrs":
-            dests = [] if "apsr" in operands else dests
+        if m == "vmrs" and "apsr" in operands:
+            dests = []  # the FPU flags to the core's: no register written
     return Insn(addr, size, mnemonic, operands, frozenset(dests), frozenset(sources), frozenset(address), moved)
 
 
