@@ -104,8 +104,8 @@ def summary_table(summary: SummaryRecord, header: SessionHeader | None) -> Table
         mhz = f"{header.clock_hz / 1e6:g} MHz" if header is not None else "board clock"
         predicted = summary.predicted_decode_tokens_per_s
         rows += [
-            (f"decode tokens/s, predicted at {mhz}", "-" if predicted is None else
-             f"{predicted:,.1f} (bound {_fmt(summary.ipc1_decode_tokens_per_s, 1)} at 1 instr/cycle)"),
+            (f"decode tokens/s, predicted at {mhz}", f"{'-' if predicted is None else f'{predicted:,.1f}'} "
+             f"(bound {_fmt(summary.ipc1_decode_tokens_per_s, 1)} at 1 instr/cycle)"),
             ("cycle model", summary.cycle_model or summary.prediction_note or "not run (add --predict)"),
         ]
     timer = "decode tokens/s, emulator timer (instruction-timed)" if emulated else "decode tokens/s (median)"
