@@ -9,7 +9,8 @@ import pytest
 
 from profiler.cycles import cortex_m4, riscv_e31
 from profiler.cycles.disasm import Insn
-from profiler.cycles.stm32_art import wait_states
+from profiler.cycles.stm32_art import ArtFlash, wait_states
+from profiler.cycles.trace import TAG_EXEC, TAG_LINE, TAG_REPEAT, Trace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +86,27 @@ def test_rm0090_wait_states() -> None:
     assert wait_states(24_000_000) == 0
 
 
+def test_art_caches_on_a_stream() -> None:
+    """RM0090's ART as modelled: 64 instruction lines with next-line prefetch, 8 data lines, LRU."""
+    import numpy as np
+
+    flash = ArtFlash(0x0800_0000, 0x10_0000, wait=5, data_window=(0x0802_0000, 0x1_0000))
+    blocks = {0: (0x0800_0000, 0x0800_0004, 0x0800_0010), 1: (0x0800_4000,)}  # block 0 spans two lines
+    stream = [(TAG_EXEC, 0), (TAG_REPEAT, 99), (TAG_EXEC, 1), (TAG_EXEC, 0)]
+    stream += [(TAG_LINE, line) for line in (*range(9), 0)]  # 9 new data lines, then the first again
+
+    def lines_of(block: int) -> tuple[int, ...]:
+        return tuple(sorted({a >> 4 for a in blocks[block]}))
+
+    trace = Trace(blocks, np.array([t for t, _ in stream], dtype=np.uint8),
+                  np.array([v for _, v in stream], dtype=np.int64))
+    (fetch, data), = flash.stalls(trace, lines_of, 1).tolist()
+    # block 0: its first line misses, the second is the prefetched next line; its 99 repeats and its
+    # return after block 1 (a miss) hit; data: 9 misses, then line 0 again, evicted by the 8 after it
+    assert fetch == 2 * 5
+    assert data == 10 * 5
+
+
 def _shared() -> Path | None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from cycle_anchors import default_shared
@@ -118,6 +140,8 @@ def test_prediction_deterministic_on_emulated_stm32(tmp_path: Path) -> None:
         summary = session.run()
         assert summary.valid and summary.cycle_model is not None
         assert summary.cycle_model.startswith("cortex-m4-trm/1 + stm32f4-art/1")
+        parts = summary.predicted_cycles_per_token_by_part or {}
+        assert parts.get("flash data wait", 0) > 0  # the weights' loads from flash reached the ART model
         figures.append((summary.predicted_cycles_per_token, summary.predicted_decode_tokens_per_s,
                         summary.ipc1_decode_tokens_per_s, summary.predicted_cycles_per_token_by_part))
     assert figures[0] == figures[1]
