@@ -77,6 +77,8 @@ class Row:
     shares: dict[str, float] = field(default_factory=dict)  # instructions per step, by category
     helpers: dict[str, float] = field(default_factory=dict)  # of which in leaf routines, by name
     traced_step_mean: float | None = None
+    predicted_cycles: float | None = None  # per decode step, from the board's cycle model (profiler/cycles)
+    cycle_model: str | None = None
     text_bytes: int = 0
     bss_bytes: int = 0
     peak_ram_bytes: int = 0
@@ -107,6 +109,14 @@ def run_once(device: str, kernels: str, model: Path, out: Path, tokens: int) -> 
                                         out=out, emulate=True, kernels=kernels))
     session.run()
     return read_jsonl(path)
+
+
+def predicted_step_cycles(device: str, kernels: str, model: Path, out: Path) -> tuple[float | None, str | None]:
+    """Predicted cycles per decode step and the model's name (a valid run: 5 repetitions, traced once)."""
+    session, _ = plan_run(RunOptions(device=device, model=str(model), tokens=TOKENS, repeat=5, warmup=0, out=out,
+                                     emulate=True, kernels=kernels, predict=True))
+    summary = session.run()
+    return summary.predicted_cycles_per_token, summary.cycle_model
 
 
 def decode_steps(records: list[dict]) -> list[float]:  # type: ignore[type-arg]
@@ -332,6 +342,8 @@ def measure(device: str, kernels: str, name: str, model: Path, work: Path, share
     row.text_bytes = sections.get(".text", 0)
     row.bss_bytes = sections.get(".bss", 0)
     row.peak_ram_bytes = summary["peak_ram_bytes"]
+    row.predicted_cycles, row.cycle_model = predicted_step_cycles(
+        device, kernels, model, work / f"predict-{device}-{kernels}-{name}".replace(" ", "-"))
     if shares:
         from profiler.firmware import cache_dir
 
@@ -346,7 +358,8 @@ def measure(device: str, kernels: str, name: str, model: Path, work: Path, share
 def print_table(rows: list[Row], console: Console) -> None:
     table = Table(title=f"matmul kernels on the emulated boards · decode steps 1..{TOKENS - 1} of {TOKENS} tokens")
     for column in ("board", "kernels", "model", *(f"instr step {k}" for k in STEPS), "instr/step mean",
-                   "weight MACs", "instr/MAC", "matmul instr/MAC", "matmul", "attention", "rest"):
+                   "weight MACs", "instr/MAC", "predicted cycles/MAC", "matmul instr/MAC", "matmul", "attention",
+                   "rest"):
         table.add_column(column, justify="left" if column in ("board", "kernels", "model") else "right")
     for row in rows:
         total = sum(row.shares.values())
@@ -358,8 +371,11 @@ def print_table(rows: list[Row], console: Console) -> None:
         matmul_per_mac = row.shares["matmul"] / row.weight_macs if total else float("nan")
         table.add_row(row.device, row.kernels, row.model, *(f"{row.steps[k - 1]:,.0f}" for k in STEPS),
                       f"{row.mean:,.0f}", f"{row.weight_macs:,}", f"{row.mean / row.weight_macs:.3f}",
+                      "-" if row.predicted_cycles is None else f"{row.predicted_cycles / row.weight_macs:.3f}",
                       f"{matmul_per_mac:.3f}", pct("matmul"), pct("attention"), pct(*rest))
     console.print(table)
+    for model_name in sorted({r.cycle_model for r in rows if r.cycle_model}):
+        console.print(f"predicted cycles: {model_name} (docs/performance.md, \"Cycle models\")")
     detail = Table(title="instructions per decode step by part (mean of steps 1..31, from the execution log)")
     for column in ("board", "kernels", "model", *CATEGORIES, "traced total", "tick total", "flash .text", ".bss",
                    "peak RAM"):
@@ -397,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                           "instructions_per_step": {k: row.steps[k - 1] for k in STEPS},
                           "instructions_per_step_mean": row.mean,
                           "weight_macs": row.weight_macs, "instructions_per_weight_mac": row.mean / row.weight_macs,
+                          "predicted_cycles_per_step": row.predicted_cycles, "cycle_model": row.cycle_model,
+                          "predicted_cycles_per_weight_mac":
+                              row.predicted_cycles / row.weight_macs if row.predicted_cycles else None,
                           "parts_per_step": row.shares, "leaf_routines_per_step": row.helpers,
                           "flash_text_bytes": row.text_bytes, "bss_bytes": row.bss_bytes,
                           "peak_ram_bytes": row.peak_ram_bytes, "traced_step_mean": row.traced_step_mean}))

@@ -45,6 +45,8 @@ class BoardProfile:
     flash_target: str = ""  # the chip as the flasher names it: pyOCD target type, esptool chip
     openocd_config: tuple[str, ...] = ()  # OpenOCD -f scripts: probe interface, then target
     model_partition: str | None = None  # ESP32 family: the data partition that holds the model
+    # Flash behind a cache/prefetch unit, for the cycle model (profiler/cycles): "stm32f4-art" or "" (no waits)
+    flash_accelerator: str = ""
     # Power and thermal model, used where nothing measures them (emulated boards): see
     # profiler/emulated_telemetry.py. Run and sleep power at the supply, junction-to-ambient
     # resistance of the package, and an assumed thermal time constant of board and package.
@@ -75,6 +77,7 @@ BOARDS: tuple[BoardProfile, ...] = (
         flash_base=0x0800_0000,
         firmware_addr=0x0800_0000,
         flash_target="stm32f405rgtx",  # pyOCD: `pyocd pack install stm32f405rg` first
+        flash_accelerator="stm32f4-art",  # RM0090: 5 wait states at 168 MHz behind the ART accelerator
         openocd_config=("interface/stlink.cfg", "target/stm32f4x.cfg"),
         # Datasheet typicals at 168 MHz from flash, peripherals off: run 40 mA, sleep 12 mA; LQFP64 46 °C/W.
         active_mw=132.0,

@@ -61,6 +61,7 @@ class RunOptions:
     flasher: str | None = None
     kernels: str | None = None  # matmul kernel set (portable, dsp); default: the port's own
     power: str | None = None  # meter spec (ppk2:/dev/ttyACM1, joulescope, model); default: the model on emulated boards
+    predict: bool = False  # emulated boards: predict the real chip's cycles (traces the first repetition)
 
 
 def bundled_models() -> list[str]:
@@ -187,6 +188,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
         temperature=options.temperature,
         seed=options.seed,
         quality_tokens=quality_tokens,
+        predict=options.predict,
     )
     target = Target(board=board, adapter=adapter, firmware=firmware, emulate=emulate,
                     port=port, flash=options.flash, power=power_source(options.power, board, emulate))

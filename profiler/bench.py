@@ -72,7 +72,8 @@ class SessionResult:
         spec, summary = self.spec, self.summary or {}
         keys = ("prefill_tokens_per_s", "decode_tokens_per_s", "decode_tokens_per_s_stddev", "ttft_ms",
                 "token_latency_ms_p50", "token_latency_ms_p95", "peak_ram_bytes", "energy_mj_per_token",
-                "avg_power_mw", "decode_instructions_per_token", "reference_match")
+                "avg_power_mw", "decode_instructions_per_token", "reference_match", "predicted_decode_tokens_per_s",
+                "predicted_cycles_per_token", "ipc1_decode_tokens_per_s", "cycle_model")
         return {
             "board": spec.board.name, "device": spec.board.device, "emulated": spec.board.emulated,
             "model": spec.model.label, "quantization": spec.model.quantization, "prompt": spec.prompt,
@@ -259,6 +260,7 @@ class BenchRun:
             "hardware_map": str(self.plan.hardware_map) if self.plan.hardware_map else None,
             "flasher": board.flasher, "kernels": spec.kernels, "power": spec.power,
             "check_quality": spec.check_quality,
+            "predict": True,  # bench always predicts the real chip's rate on emulated boards (a no-op elsewhere)
         }  # fmt: skip
         observability = {"pushgateway": self.options.pushgateway, "otlp_endpoint": self.options.otlp_endpoint,
                          "strict_export": self.options.strict_export, "log_level": self.options.log_level,

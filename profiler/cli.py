@@ -165,6 +165,10 @@ def run(
         Optional[Path],  # noqa: UP045
         typer.Option(help="Text file for --check-quality (default: a short built-in story)."),
     ] = None,
+    predict: Annotated[
+        bool, typer.Option("--predict", help="Emulated boards: also predict the real chip's decode rate with the "
+                                             "core's cycle model (traces the first repetition; slower).")
+    ] = False,
     place: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="A labgrid place (coordinator from LG_COORDINATOR): acquired, its serial used, released."),
@@ -208,7 +212,7 @@ def run(
         seed=seed, temperature=temperature, out=out, emulate=emulate, port=port, flash=flash,
         extra_sinks=(ConsoleSink(console),), board=board, hardware_map=hardware_map, flasher=flasher, power=power,
         kernels=kernels, check_quality=check_quality, quality_reference=quality_reference,
-        quality_text=_read_text(quality_text, "--quality-text") if quality_text else None,
+        quality_text=_read_text(quality_text, "--quality-text") if quality_text else None, predict=predict,
     )  # fmt: skip
     session, path = plan_on_place(
         options, place, plan_run,

@@ -181,6 +181,14 @@ class SummaryRecord(Record):
     stack_peak_bytes: int | None = None
     kv_cache_bytes: int | None = None
     decode_instructions_per_token: float | None = None
+    # emulated boards: one instruction per cycle at the board clock (an upper bound), and with run --predict
+    # the cycle model's prediction for the real chip (profiler/cycles, docs/performance.md)
+    ipc1_decode_tokens_per_s: float | None = None
+    predicted_cycles_per_token: float | None = None
+    predicted_decode_tokens_per_s: float | None = None
+    cycle_model: str | None = None
+    predicted_cycles_per_token_by_part: dict[str, float] | None = None
+    prediction_note: str | None = None  # why a requested prediction is missing
     energy_mj_per_token: float | None = None
     avg_power_mw: float | None = None
     peak_power_mw: float | None = None

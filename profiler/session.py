@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -95,6 +96,7 @@ class RunSettings:
     temperature: float
     seed: int
     quality_tokens: tuple[int, ...] = ()  # run --check-quality: the text's tokens, BOS first
+    predict: bool = False  # emulated boards: trace the first repetition and predict the real chip's cycles
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ class Session:
     _link: SerialLink | None = None
     _hello: Hello | None = None
     _quality: Any = None
+    _trace_dir: tempfile.TemporaryDirectory[str] | None = None
     _started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property
@@ -271,6 +274,7 @@ class Session:
             summary = dataclasses.replace(
                 summary, **summary_telemetry(records, self.target.power, emulated=self.emulated))
             summary = self._with_quality(summary)
+            summary = self._with_prediction(summary)
             if failure is not None:
                 self._emit(ErrorRecord(
                     kind=_failure_kind(failure), message=str(failure),
@@ -300,6 +304,7 @@ class Session:
             if target.emulate:
                 assert target.firmware is not None
                 self._emulator = target.adapter.emulate(target.board, target.firmware.elf, self.model.path)
+                self._trace_if_predicting(self._emulator, target.firmware.elf)
                 self._emulator.start()
             elif target.flash:
                 flash["detail"] = self._flash_unless_present()
@@ -531,6 +536,56 @@ class Session:
                            reasons=[*summary.reasons, f"quality check: the board's logits differ from the host "
                                     f"reference at position {check.first_mismatch}"])
         return dataclasses.replace(summary, **changes)
+
+    def _trace_if_predicting(self, emulator: QemuBoard, elf: Path) -> None:
+        """With `predict`, load the trace plugin: it records the first repetition's forward passes."""
+        from profiler import cycles
+
+        board, s = self.target.board, self.settings
+        if not s.predict or not cycles.supported(board):
+            return
+        self._trace_dir = tempfile.TemporaryDirectory(prefix="tiny-profiler-trace-")
+        args = cycles.qemu_trace_args(board, elf, Path(self._trace_dir.name) / "exec.trace",
+                                      len(s.prompt_tokens), s.tokens)
+        emulator.spec = dataclasses.replace(emulator.spec, extra_args=(*emulator.spec.extra_args, *args))
+
+    def _with_prediction(self, summary: SummaryRecord) -> SummaryRecord:
+        """Emulated runs: the one-instruction-per-cycle bound and, when traced, the predicted rate."""
+        ipt, hello = summary.decode_instructions_per_token, self._hello
+        if not self.emulated or ipt is None or hello is None:
+            return summary
+        changes: dict[str, Any] = {"ipc1_decode_tokens_per_s": hello.clock_hz / ipt}
+        if self.settings.predict:
+            changes.update(self._prediction(ipt, hello.clock_hz))
+        return dataclasses.replace(summary, **changes)
+
+    def _prediction(self, ipt: float, clock_hz: int) -> dict[str, Any]:
+        from profiler import cycles
+
+        board, s, fw = self.target.board, self.settings, self.target.firmware
+        if not cycles.supported(board):
+            return {"prediction_note": f"no cycle model for the {board.core} core"}
+        if self._trace_dir is None or fw is None:
+            return {"prediction_note": "only boards the profiler emulates itself are traced"}
+        try:
+            found = cycles.predict_decode(board, fw.elf, Path(self._trace_dir.name) / "exec.trace",
+                                          len(s.prompt_tokens), s.tokens)
+        except (ProfilerError, OSError, KeyError) as exc:
+            return {"prediction_note": f"the trace could not be read: {exc}"}
+        finally:
+            self._trace_dir.cleanup()
+        if found is None:
+            return {"prediction_note": "a prediction needs at least 3 tokens (2 bounded decode steps)"}
+        # the traced cycles per instruction, applied to the tick-exact instructions per token
+        scale = ipt / found.instructions_per_step
+        cycles_per_token = found.cycles_per_step * scale
+        return {
+            "predicted_cycles_per_token": cycles_per_token,
+            "predicted_decode_tokens_per_s": clock_hz / cycles_per_token,
+            "cycle_model": found.model,
+            "predicted_cycles_per_token_by_part": {k: round(v * scale, 1)
+                                                   for k, v in found.cycles_per_step_by_part.items()},
+        }
 
     def _teardown(self) -> None:
         with self._phase("teardown"):
