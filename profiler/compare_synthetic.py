@@ -76,7 +76,6 @@ def _records(spec: Synthetic) -> list[Record]:
               "peak_ram_bytes": MEMORY["peak_ram_bytes"] + spec.extra_memory}
     ticks = 10_000_000
     reps: list[RepetitionRecord] = []
-    latencies: list[float] = []
     stop = spec.repetitions // 2 if spec.status in ("failed", "interrupted") else None
     for index in range(spec.warmup + spec.repetitions):
         warm = index < spec.warmup
@@ -117,14 +116,12 @@ def _records(spec: Synthetic) -> list[Record]:
         records.append(record)
         if not warm:
             reps.append(record)
-            latencies += list(steps) if record.valid else []
         ticks = end + TIMER_HZ // 100
-    records += _closing(spec, reps, latencies, memory)
+    records += _closing(spec, reps, memory)
     return records
 
 
-def _closing(spec: Synthetic, reps: list[RepetitionRecord], latencies: list[float],
-             memory: dict[str, int]) -> list[Record]:
+def _closing(spec: Synthetic, reps: list[RepetitionRecord], memory: dict[str, int]) -> list[Record]:
     closing: list[Record] = []
     reasons = [f"repetition {r.repetition}: {why}" for r in reps for why in r.reasons]
     status = spec.status
@@ -142,8 +139,10 @@ def _closing(spec: Synthetic, reps: list[RepetitionRecord], latencies: list[floa
             summary, decode_tokens_per_s=median(decode), decode_tokens_per_s_min=min(decode),
             decode_tokens_per_s_max=max(decode), decode_tokens_per_s_stddev=stddev(decode),
             prefill_tokens_per_s=median([r.prefill_tokens_per_s for r in reps]),
-            ttft_ms=median([r.ttft_ms for r in reps]), token_latency_ms_p50=percentile(latencies, 50),
-            token_latency_ms_p95=percentile(latencies, 95), peak_ram_bytes=memory["peak_ram_bytes"],
+            ttft_ms=median([r.ttft_ms for r in reps]),
+            token_latency_ms_p50=median([r.token_latency_ms_p50 for r in reps if r.token_latency_ms_p50 is not None]),
+            token_latency_ms_p95=median([r.token_latency_ms_p95 for r in reps if r.token_latency_ms_p95 is not None]),
+            peak_ram_bytes=memory["peak_ram_bytes"],
             static_ram_bytes=memory["static_ram_bytes"], arena_used_bytes=memory["arena_used_bytes"],
             stack_peak_bytes=memory["stack_peak_bytes"], kv_cache_bytes=memory["kv_cache_bytes"],
             reference_match=True, device_ms=sum(r.device_ms for r in reps))  # fmt: skip

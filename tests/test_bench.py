@@ -186,9 +186,9 @@ def test_two_emulated_boards_run_in_parallel_and_are_summarised(tmp_path: Path) 
     slower = _cli("bench", str(plan), "--only", "stm32-emu", "--out", str(tmp_path / "slower"),
                   "--baseline", str(baselines), "--fail-on-regression", "--threshold", "5%")
     assert slower.returncode == 1, slower.stdout + slower.stderr
-    assert "regression: stm32f405 (emulated) · demo · int8: decode tok/s: -9.1%" in slower.stdout
+    assert "regression: stm32f405 (emulated) · demo · int8: decode rate (tok/s): -9.1%" in slower.stdout
     gate = json.loads((tmp_path / "slower" / "summary.json").read_text())["gate"]
-    assert gate["failed"] is True and any("decode tok/s" in line for line in gate["regressions"])
+    assert gate["failed"] is True and any("decode rate (tok/s)" in line for line in gate["regressions"])
     assert "❌ regression" in (tmp_path / "slower" / "summary.md").read_text()
 
 
