@@ -89,6 +89,8 @@ class TokenRecord(Record):
     text: str
     ticks: int
     device_ms: float
+    # Energy since the previous token (token 0: since prefill start), when power is known (docs/power.md).
+    energy_mj: float | None = None
 
 
 @dataclass(frozen=True)

@@ -432,6 +432,7 @@ class Session:
         self._link.send(MsgType.RUN, run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens),
                                                  flags=flags, sample_period_us=period_us))
         prev = s.prompt_tokens[-1]
+        held: list[TokenRecord] = []
         # Byte-fallback tokens can split one UTF-8 character across tokens.
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for event in self._events(EVENT_TIMEOUT_S, f"repetition {rep}"):
@@ -448,11 +449,15 @@ class Session:
                 prev = event.token_id
                 events.tokens.append(event)
                 events.texts.append(text)
-                self._emit(TokenRecord(
+                token = TokenRecord(
                     repetition=rep, warmup=warmup, index=event.index, position=event.pos,
                     token_id=event.token_id, text=text, ticks=event.ticks,
                     device_ms=events.ms_since_start(event.ticks),
-                ))  # fmt: skip
+                )  # fmt: skip
+                if self.target.power is None:
+                    self._emit(token)
+                else:  # written with its energy once the repetition's power is known
+                    held.append(token)
             elif isinstance(event, MemorySample):
                 events.memory = event
                 self._emit(SampleRecord(kind="memory", repetition=rep, warmup=warmup, ticks=event.ticks, values={
@@ -482,7 +487,7 @@ class Session:
                 ))  # fmt: skip
         record, extra = device_telemetry(record, events, emulated=self.emulated)
         if self.target.power is not None:
-            record, more = with_telemetry(record, self.target.power, events)
+            record, more = with_telemetry(record, self.target.power, events, held)
             extra += more
         for item in [*extra, *over_temperature(record)]:
             self._emit(item)
