@@ -38,7 +38,7 @@ def _mark(verdict: Verdict | None) -> str:
     return ""
 
 
-def _cell_parts(comparison: Comparison, metric: Metric, column: Column) -> list[str]:
+def cell_parts(comparison: Comparison, metric: Metric, column: Column) -> list[str]:
     stats = comparison.cell(metric, column)
     if stats is None:
         return ["absent"]
@@ -56,11 +56,11 @@ def _cell_parts(comparison: Comparison, metric: Metric, column: Column) -> list[
     return parts
 
 
-def _metric_name(metric: Metric) -> str:
+def metric_name(metric: Metric) -> str:
     return f"{metric.name} {'↑' if metric.higher_is_better else '↓'}"
 
 
-def _header(comparison: Comparison, column: Column) -> tuple[str, str]:
+def column_header(comparison: Comparison, column: Column) -> tuple[str, str]:
     """The column's short label with its role, and a detail line (sessions; why it is not comparable)."""
     sessions = len(column.sessions)
     alone = len(comparison.columns) == 1
@@ -87,7 +87,7 @@ def legend_lines(comparison: Comparison) -> list[str]:
     return out
 
 
-def _gate_lines(comparison: Comparison) -> list[tuple[str, Verdict | None, str]]:
+def gate_lines(comparison: Comparison) -> list[tuple[str, Verdict | None, str]]:
     lines: list[tuple[str, Verdict | None, str]] = [(f"{v.column} vs {v.baseline}: {v.metric.label}", v, v.reason)
                                                    for v in comparison.verdicts]
     lines += [(f"{spec}: all", None, "no valid session, nothing to check: gate fails") for spec in comparison.unchecked]
@@ -113,23 +113,23 @@ def render_rich(comparison: Comparison, console: Console) -> None:
                   caption="↑ higher is better, ↓ lower is better")
     table.add_column("metric")
     for column in comparison.columns:
-        title, detail = _header(comparison, column)
+        title, detail = column_header(comparison, column)
         table.add_column(f"{title}\n[dim]{detail}[/]", justify="right")
     for metric in METRICS:
         cells = []
         for column in comparison.columns:
-            parts = _cell_parts(comparison, metric, column)
+            parts = cell_parts(comparison, metric, column)
             mark = _mark(comparison.verdict(metric, column))
             style = {"regression": "bold red", "worse": "yellow", "better": "green"}.get(mark, "")
             text = "\n".join(parts) if parts != ["absent"] else "[dim]absent[/]"
             cells.append(f"[{style}]{text}[/]" if style else text)
-        table.add_row(_metric_name(metric), *cells)
+        table.add_row(metric_name(metric), *cells)
     console.print(table)
     if comparison.verdicts or comparison.unchecked:
         gate = Table(title=gate_summary(comparison), show_header=True)
         gate.add_column("run vs baseline: metric")
         gate.add_column("reason")
-        for what, verdict, reason in _gate_lines(comparison):
+        for what, verdict, reason in gate_lines(comparison):
             red = verdict is None or verdict.regression
             gate.add_row(what, f"[bold red]{reason}[/]" if red else reason)
         console.print(gate)
@@ -152,25 +152,25 @@ def render_markdown(comparison: Comparison) -> str:
            "Median ± stddev over repetitions, 95% bootstrap CI of the median, change of the median vs the "
            "baseline with the two-sided Mann-Whitney U p-value. ↑ higher is better, ↓ lower is better.",
            ""]  # fmt: skip
-    heads = [_header(comparison, c) for c in comparison.columns]
+    heads = [column_header(comparison, c) for c in comparison.columns]
     out.append("| metric | " + " | ".join(f"**{t}**<br><sub>{d}</sub>" for t, d in heads) + " |")
     out.append("|---|" + "---:|" * len(comparison.columns))
     for metric in METRICS:
         cells = []
         for column in comparison.columns:
-            parts = _cell_parts(comparison, metric, column)
+            parts = cell_parts(comparison, metric, column)
             mark = _mark(comparison.verdict(metric, column))
             if mark == "regression":
                 parts[-1] = f"**{parts[-1]} ❌ regression**"
             elif mark:
                 parts[-1] = f"{parts[-1]} ({mark})"
             cells.append("<br>".join(parts) if parts != ["absent"] else "_absent_")
-        out.append(f"| {_metric_name(metric)} | " + " | ".join(cells) + " |")
+        out.append(f"| {metric_name(metric)} | " + " | ".join(cells) + " |")
     if len(comparison.columns) > 1:
         out += ["", *legend_lines(comparison)]
     if comparison.verdicts or comparison.unchecked or comparison.not_comparable:
         out += ["", f"**{gate_summary(comparison)}**", ""]
-        for what, verdict, reason in _gate_lines(comparison):
+        for what, verdict, reason in gate_lines(comparison):
             flag = "❌ " if verdict is None or verdict.regression else ""
             out.append(f"- {flag}{what}: {reason}")
     if comparison.excluded:
@@ -260,6 +260,6 @@ def print_comparison(comparison: Comparison, fmt: str = "rich") -> None:
         sys.stdout.write(render_json(comparison) + "\n")
     if fmt in ("csv", "json") and (comparison.verdicts or comparison.unchecked):
         print(gate_summary(comparison), file=sys.stderr)
-        for what, verdict, reason in _gate_lines(comparison):
+        for what, verdict, reason in gate_lines(comparison):
             if verdict is None or verdict.regression:
                 print(f"  {what}: {reason}", file=sys.stderr)
