@@ -133,7 +133,7 @@ def _closing(spec: Synthetic, reps: list[RepetitionRecord], memory: dict[str, in
     valid = status == "ok"
     decode = [r.decode_tokens_per_s for r in reps if r.decode_tokens_per_s is not None]
     summary = SummaryRecord(status=status, valid=valid, reasons=reasons, repetitions=len(reps),
-                            tokens_generated=sum(r.tokens_generated for r in reps))
+                            tokens_generated=sum(r.tokens_generated for r in reps), text=reps[0].text if reps else "")
     if valid:
         summary = replace(
             summary, decode_tokens_per_s=median(decode), decode_tokens_per_s_min=min(decode),

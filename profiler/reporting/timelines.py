@@ -121,7 +121,7 @@ def plot_rates(comparison: Comparison, path: Path) -> Path:
     columns = comparison.columns
     names = [wrap(c.label + (" (baseline)" if c.baseline and len(columns) > 1 else ""), 30) for c in columns]
     lines = max(n.count("\n") + 1 for n in names) if names else 1
-    fig = figure(11, 1.2 + max(1, len(columns)) * (0.35 + 0.22 * lines))
+    fig = figure(11, max(3.0, 1.4 + max(1, len(columns)) * (0.4 + 0.22 * lines)))
     axes = fig.subplots(1, 2, squeeze=False, sharey=True)[0]
     palette = colors(len(columns))
     for ax, key in zip(axes, ("decode_tokens_per_s", "prefill_tokens_per_s"), strict=True):
