@@ -287,12 +287,12 @@ def test_real_runs_markdown_table_and_gate_passes(real_runs: tuple[Path, Path],
     a, b = real_runs
     assert main(["compare", str(a), str(b), "--format", "md", "--fail-on-regression", "--threshold", "5%"]) == 0
     out = capsys.readouterr().out
-    assert "| metric |" in out and "CI [" in out and "+0.0% p=1" in out
+    assert "| metric |" in out and "CI [" in out and "unchanged" in out and "+0.0%" not in out
     assert "gate: 0 regressions" in out and "instructions per decoded token" in out
     comparison = compare_runs([a, b])
     decode = comparison.stats.loc[("decode_tokens_per_s", comparison.columns[0].label)]
     assert decode["n"] == 5 and decode["stddev"] == 0 and decode["ci_low"] == decode["ci_high"] > 0
-    assert not comparison.regressions and all(v.p_value == 1.0 for v in comparison.verdicts)
+    assert not comparison.regressions and all(v.p_value == 1.0 and v.unchanged for v in comparison.verdicts)
     assert all(math.isfinite(v.delta or 0) for v in comparison.verdicts)
 
 

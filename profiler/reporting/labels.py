@@ -88,8 +88,8 @@ def title_of(headers: Sequence[dict[str, Any]]) -> str:
             continue
         if name == "board" and "emulated" in shared:
             value += " (emulated)" if values[0]["emulated"] == "emulated" else ""
-        if not value or (name in ("model hash", "firmware", "arithmetic") and len(headers) > 1):
-            continue  # detail that would crowd the title; it is in the legend table
+        if not value or name in ("model hash", "firmware", "arithmetic"):
+            continue  # detail that would crowd the title; the legend and the environment table have it
         parts.append(value)
     return " · ".join(parts)
 

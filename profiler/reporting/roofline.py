@@ -151,6 +151,7 @@ def plot_roofline(comparison: Comparison, path: Path) -> Path:
                     xytext=(7, 3), fontsize=9, fontweight="bold", color=color)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=min(p.achieved_macs_per_s for p in points) / 1.6)
     millions = FuncFormatter(lambda v, _: f"{v / 1e6:g} M")
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(millions)

@@ -131,7 +131,8 @@ def plot_rates(comparison: Comparison, path: Path) -> Path:
             if stats is None:
                 continue
             values = comparison.samples.query("metric == @key and column == @column.label")["value"].to_numpy()
-            jitter = np.linspace(-0.15, 0.15, values.size) if values.size > 1 else np.zeros(1)
+            # repetitions spread just below the median (the y axis runs downwards), its value above it
+            jitter = np.linspace(0.1, 0.28, values.size) if values.size > 1 else np.full(1, 0.1)
             ax.scatter(values, y + jitter, s=12, color=color, alpha=0.45, zorder=2)
             low, high = stats["median"] - stats["ci_low"], stats["ci_high"] - stats["median"]
             ax.errorbar([stats["median"]], [y], xerr=[[max(low, 0)], [max(high, 0)]], fmt="o", color=color,
@@ -142,10 +143,10 @@ def plot_rates(comparison: Comparison, path: Path) -> Path:
                 text += " (unchanged)"
             elif verdict is not None and verdict.delta is not None:
                 text += f" ({verdict.delta * 100:+.1f}%)"
-            ax.annotate(text, (stats["median"], y), textcoords="offset points", xytext=(0, 9), ha="center",
+            ax.annotate(text, (stats["median"], y), textcoords="offset points", xytext=(0, 7), ha="center",
                         fontsize=8, color="red" if verdict is not None and verdict.regression else "black")
         ax.set_yticks(range(len(columns)), names, fontsize=8)
-        ax.set_ylim(len(columns) - 0.4, -0.6)
+        ax.set_ylim(len(columns) - 0.5, -0.6)
         ax.set_xlim(left=0)
         ax.margins(x=0.15)
         ax.set_title(f"{metric.name}, higher is better", fontsize=10)
