@@ -59,6 +59,7 @@ class Synthetic:
     power: bool = False  # add `power` samples (power_mw)
     temperature: bool = False  # add `temperature` samples (temp_c)
     extra_memory: int = 0  # bytes added to the arena, for a memory regression
+    kernels: dict[str, float] | None = None  # a `kernels` sample: instructions per decode step by part
 
 
 def _records(spec: Synthetic) -> list[Record]:
@@ -100,6 +101,8 @@ def _records(spec: Synthetic) -> list[Record]:
                 records.append(SampleRecord("temperature", rep, warm, int(stamp), {"temp_c": 40 + index + 0.01 * i}))
         end = int(stamps[-1])
         records.append(SampleRecord("memory", rep, warm, end + 1000, dict(memory)))
+        if spec.kernels and not warm and rep == 0:
+            records.append(SampleRecord("kernels", rep, warm, end + 1000, dict(spec.kernels), source="exec-log"))
         for name, a, b in (("prefill", start, int(stamps[0])), ("decode", int(stamps[0]), end)):
             records.append(PhaseRecord(name, 0, 0.0, rep, warm, (b - a) * 1e3 / TIMER_HZ, a, b))
         steps = np.diff(stamps) * 1e3 / TIMER_HZ

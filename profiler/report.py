@@ -9,6 +9,8 @@ Figures (matplotlib's Agg canvas, no display), each run under its short label
   decode shaded;
 - `roofline.png`: measured decode against the board's compute and flash-bandwidth ceilings;
 - `tokens_per_s.png`: decode and prefill tok/s per run with their 95% intervals;
+- `kernel_shares.png`: where a run carries a `kernels` sample, a stacked bar of a decode step's instructions
+  in matmul, attention and the rest;
 - `timeline_<kind>.png`: CPU utilization (%), memory (KB), power (mW), temperature (°C) over device time.
 
 `summary.md` links the PNGs; `report.html` embeds them (see `profiler.reporting.html`).
@@ -19,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from profiler.reporting.figures import plot_energy_per_token, plot_latency_by_position
+from profiler.reporting.figures import plot_energy_per_token, plot_kernel_shares, plot_latency_by_position
 from profiler.reporting.roofline import plot_roofline
 from profiler.reporting.series import token_latencies
 from profiler.reporting.timelines import KNOWN_KINDS, plot_rates, plot_timeline, sample_kinds
@@ -39,6 +41,9 @@ def write_figures(comparison: Comparison, out: Path) -> list[tuple[str, Path]]:
         ("roofline", plot_roofline(comparison, out / "roofline.png")),
         ("decode and prefill tokens/s", plot_rates(comparison, out / "tokens_per_s.png")),
     ]
+    shares = plot_kernel_shares(columns, out / "kernel_shares.png", title)
+    if shares is not None:
+        figures.append(("kernel shares", shares))
     figures += [(f"{kind} timeline", plot_timeline(columns, kind, out / f"timeline_{kind}.png", title))
                 for kind in sample_kinds(columns)]
     return figures

@@ -210,3 +210,16 @@ def test_report_html_in_headless_chromium(real_run: Path, tmp_path: Path) -> Non
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     image = imread(shot)
     assert image.shape[:2] == (2400, 1200) and float(np.std(image)) > 0.05
+
+
+def test_kernel_shares_are_drawn_where_the_session_has_them(tmp_path: Path) -> None:
+    split = {"matmul": 433_041.0, "attention": 101_863.0, "rest": 112_281.0}  # make bench, stm32 dsp bench int8
+    a = write_synthetic(tmp_path, Synthetic(seed=1, firmware_id="stm32f4-x+dsp", kernels=split), "a")
+    b = write_synthetic(tmp_path, Synthetic(seed=2, firmware_id="stm32f4-x+portable"), "b")
+    out = tmp_path / "report"
+    assert main(["report", str(a), str(b), "-o", str(out)]) == 0
+    assert "kernel_shares.png" in _images(out)
+    assert "kernel_shares.png" in _linked(out / "summary.md")
+    plain = tmp_path / "plain"
+    assert main(["report", str(b), "-o", str(plain)]) == 0
+    assert not (plain / "kernel_shares.png").exists()

@@ -163,3 +163,50 @@ def plot_energy_per_token(columns: Sequence[Column], path: Path, title: str = ""
     if len(columns) > len(shown):
         fig.text(0.01, 0.005, f"{len(columns) - len(shown)} more runs not drawn", fontsize=7)
     return save(fig, path)
+
+
+def kernel_shares(column: Column) -> dict[str, float] | None:
+    """Instructions per decode step by part (matmul, attention, ...), from a `kernels` sample, if the run has one."""
+    for session in column.sessions:
+        for sample in session.of_type("sample"):
+            if sample.get("kind") == "kernels":
+                values = {k: float(v) for k, v in (sample.get("values") or {}).items() if isinstance(v, (int, float))}
+                if values and sum(values.values()) > 0:
+                    return values
+    return None
+
+
+def plot_kernel_shares(columns: Sequence[Column], path: Path, title: str = "") -> Path | None:
+    """One stacked bar per run: the share of a decode step's instructions in matmul, attention and the rest.
+
+    Drawn only when a run carries a `kernels` sample (docs/jsonl.md); returns None otherwise.
+    """
+    shares = [(c, s) for c in columns if (s := kernel_shares(c)) is not None]
+    if not shares:
+        return None
+    parts: list[str] = []
+    for _, values in shares:
+        parts += [k for k in values if k not in parts]
+    fig = figure(10, max(2.8, 1.4 + 0.55 * len(shares)))
+    ax = fig.subplots()
+    palette = dict(zip(parts, colors(len(parts)), strict=True))
+    for y, (_, values) in enumerate(shares):
+        total = sum(values.values())
+        left = 0.0
+        for part in parts:
+            share = values.get(part, 0.0) / total * 100
+            ax.barh(y, share, left=left, color=palette[part], edgecolor="white",
+                    label=part if y == 0 else None)
+            if share >= 6:
+                ax.text(left + share / 2, y, f"{share:.0f}%", ha="center", va="center", fontsize=8, color="white")
+            left += share
+        ax.text(101, y, f"{total:,.0f} instr/step", va="center", fontsize=8)
+    ax.set_yticks(range(len(shares)), [wrap(c.label, 30) for c, _ in shares], fontsize=8)
+    ax.set_ylim(len(shares) - 0.5, -0.5)
+    ax.set_xlim(0, 118)
+    ax.set_xticks(range(0, 101, 20))
+    ax.set_xlabel("share of a decode step's instructions (%)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=min(len(parts), 7), frameon=False)
+    head = "where a decode step's instructions go"
+    ax.set_title(f"{title}\n{head}" if title else head, fontsize=10)
+    return save(fig, path)
