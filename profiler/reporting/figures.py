@@ -70,6 +70,7 @@ def plot_latency_by_position(columns: Sequence[Column], path: Path, title: str =
     ax = fig.subplots()
     drawn = 0
     notes: list[str] = []
+    bars: list[tuple[float, int, str, str]] = []  # prefill bars, drawn tallest first so none hides another
     for column, color in zip(columns, colors(len(columns)), strict=True):
         session = column.sessions[0]
         steps = steps_by_position(session)
@@ -94,11 +95,13 @@ def plot_latency_by_position(columns: Sequence[Column], path: Path, title: str =
         prompt = steps[0].prompt_tokens
         prefill = float(np.median([rep.prefill_ms_per_token for rep in steps]))
         ttft = float(np.median([rep.ttft_ms for rep in steps]))
-        ax.bar(0, prefill, width=prompt, align="edge", color=color, alpha=0.25, edgecolor=color, linewidth=1.0,
-               label=wrap(f"{column.label}: prefill, {ttft:,.2f} ms for {prompt} prompt tokens "
-                          f"({prefill:,.3f} ms per token)", 60))
+        bars.append((prefill, prompt, color, wrap(f"{column.label}: prefill, {ttft:,.2f} ms for {prompt} prompt "
+                                                  f"tokens ({prefill:,.3f} ms per token)", 60)))
         if len(column.sessions) > 1:
             notes.append(f"{column.label}: first of {len(column.sessions)} sessions")
+    for height, prompt, color, label in sorted(bars, key=lambda bar: -bar[0]):
+        ax.bar(0, height, width=prompt, align="edge", color=color, alpha=0.3, edgecolor=color, linewidth=1.5,
+               label=label)
     if not drawn:
         note(ax, "no token records in these runs")
     else:
