@@ -29,6 +29,7 @@ th { background: #f6f8fa; text-align: left; } td.num { text-align: right; white-
 .regression { color: #b42318; font-weight: 600; } .better { color: #067647; } .nc { color: #8a6100; }
 figure { margin: 18px 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 13px; } code, pre { font-size: 12px; }
+td code { overflow-wrap: anywhere; } /* long ids and paths wrap instead of widening the page */
 pre { background: #f6f8fa; padding: 8px; white-space: pre-wrap; }
 .ok { color: #067647; } .bad { color: #b42318; }
 """
@@ -109,18 +110,18 @@ def _validity(comparison: Comparison) -> list[str]:
 
 
 def _environment(comparison: Comparison) -> list[str]:
+    """One row per header field, one column per run: what differs stands out along a row."""
     fields = ("board", "core", "clock_hz", "timer_hz", "firmware_id", "arithmetic", "model", "model_sha256",
-              "quantization", "emulated", "host", "profiler_version", "started_at", "serial_url")
-    out = ["<table><tr><th>run</th>" + "".join(f"<th>{_e(f)}</th>" for f in ("field", "value")) + "</tr>"]
-    for column in comparison.columns:
-        header = column.header
-        rows = [(f, header.get(f)) for f in fields]
-        emulator = header.get("emulator")
-        if emulator:
-            rows.append(("emulator", ", ".join(f"{k} {v}" for k, v in emulator.items())))
-        for i, (name, value) in enumerate(rows):
-            head = f'<td rowspan="{len(rows)}">{_e(column.label)}</td>' if i == 0 else ""
-            out.append(f"<tr>{head}<td>{_e(name)}</td><td><code>{_e(value)}</code></td></tr>")
+              "quantization", "emulated", "emulator", "host", "profiler_version", "started_at", "serial_url")
+    out = ["<table><tr><th>field</th>" + "".join(f"<th>{_e(c.label)}</th>" for c in comparison.columns) + "</tr>"]
+    for name in fields:
+        cells = []
+        for column in comparison.columns:
+            value = column.header.get(name)
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
+            cells.append(f"<td><code>{_e('-' if value is None else value)}</code></td>")
+        out.append(f"<tr><th>{_e(name)}</th>{''.join(cells)}</tr>")
     out.append("</table>")
     return out
 
