@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -121,4 +122,11 @@ def test_ppk2_stand_in_at_full_rate_gives_energy_of_what_it_fed(tmp_path: Path, 
         t1 = first + (tokens[-1] - decode["start_ticks"]) * scale
         fed_mj = waveform.charge_c(round(t0), round(t1)) * 3.3 * 1e3
         assert rep["energy_mj_per_token"] * (len(tokens) - 1) == pytest.approx(fed_mj, rel=0.01)
+        # Each token record carries its own share: the energy fed between it and the token before.
+        token_mj = [r["energy_mj"] for r in records if r["type"] == "token" and r["repetition"] == rep["repetition"]
+                    and r["warmup"] == rep["warmup"]][1:]
+        fed_each = [waveform.charge_c(round(first + (a - decode["start_ticks"]) * scale),
+                                      round(first + (b - decode["start_ticks"]) * scale)) * 3.3e3
+                    for a, b in itertools.pairwise(tokens)]
+        assert token_mj == pytest.approx(fed_each, rel=0.05, abs=1e-3)
     assert RATE_HZ == 100_000
