@@ -487,7 +487,12 @@ class Session:
                 ))  # fmt: skip
         record, extra = device_telemetry(record, events, emulated=self.emulated)
         if self.target.power is not None:
-            record, more = with_telemetry(record, self.target.power, events, held)
+            try:
+                record, more = with_telemetry(record, self.target.power, events, held)
+            except ProfilerError:
+                for token in held:  # the meter failed: the tokens still reach the file, without energy
+                    self._emit(token)
+                raise
             extra += more
         for item in [*extra, *over_temperature(record)]:
             self._emit(item)
