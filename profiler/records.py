@@ -58,6 +58,7 @@ class SessionHeader(Record):
     firmware_sections: dict[str, int] | None = None
     emulator: dict[str, Any] | None = None
     arithmetic: str | None = None  # the board's forward pass: "f32" or "fixed-point" (HELLO bit 5)
+    model_config: dict[str, Any] | None = None  # the model's shape (ModelConfig), so reports need no model file
 
 
 @dataclass(frozen=True)

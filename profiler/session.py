@@ -35,6 +35,7 @@ from profiler.errors import (
 )
 from profiler.firmware import FirmwareImage
 from profiler.measure import RepetitionEvents, summarise_repetition, summarise_session
+from profiler.models.format import read_header
 from profiler.protocol import (
     MODEL_STATUS_TEXT,
     PROTOCOL_VERSION,
@@ -201,6 +202,7 @@ class Session:
             firmware_sections=fw.sections if fw else None,
             emulator=emulator,
             arithmetic=("fixed-point" if self._fixed_point() else "f32") if hello else None,
+            model_config=dataclasses.asdict(read_header(self.model.path).config) if self.model.path.is_file() else None,
         )
         self._header_written = True
         self._emit(header)

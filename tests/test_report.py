@@ -177,6 +177,7 @@ def test_report_of_a_real_run(real_run: Path, tmp_path: Path) -> None:
     record = next(r for r in session.measured_repetitions() if r["repetition"] == series.repetition)
     assert np.mean(series.energy_mj[1:]) == pytest.approx(record["energy_mj_per_token"])
     assert series.energy_mj[0] == pytest.approx(record["prefill_energy_mj"])
+    assert session.header["model_config"]["dim"] == 64  # the roofline needs no model file
     (point,), missing = roofline_points(compare_runs([real_run]))
     assert not missing and 0 < point.decode_tokens_per_s < point.ceiling_tokens_per_s
     doc = json.loads(trace.read_text())

@@ -4,9 +4,10 @@ The ceilings are those `model inspect` states (`profiler.models.inspect`):
 compute `clock * MACs per cycle`, bandwidth `flash bytes per second`, for the
 board in the session header. A decode step's work is the model's weight MACs
 plus its attention MACs at the positions the run decoded, and the weight bytes
-it streams from flash (`Costs.flash_bytes_per_token`). The model file is found
-by the header's model name (a bundled model, or a `.tpm` beside the session
-file) and used only when its SHA-256 is the one the session recorded.
+it streams from flash (`Costs.flash_bytes_per_token`). The model's shape is the
+session header's `model_config`; for files written before it was recorded, the
+model file is found by the header's model name (a bundled model, or a `.tpm`
+beside the session file) and used only when its SHA-256 is the one recorded.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from profiler.compare import Comparison
 from profiler.compare_load import Column
 from profiler.reporting.figures import colors, figure, note, save, wrap
+
+if TYPE_CHECKING:
+    from profiler.models.format import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -72,33 +77,43 @@ def _model_file(column: Column) -> Path | None:
     return None
 
 
+def _model_config(column: Column) -> ModelConfig | None:
+    """The model's shape: from the session header (`model_config`), else from the model file."""
+    from profiler.models.format import ModelConfig, read_header
+
+    recorded = column.header.get("model_config")
+    if isinstance(recorded, dict):
+        return ModelConfig(**recorded)
+    path = _model_file(column)
+    return read_header(path).config if path is not None else None
+
+
 def roofline_point(column: Column, decode_tokens_per_s: float | None) -> tuple[RooflinePoint | None, str]:
     """The column's point, or None with the reason it cannot be placed."""
     from platforms.boards import resolve_board
     from profiler.errors import ProfilerError
-    from profiler.models.format import read_header
-    from profiler.models.inspect import board_fit, costs
+    from profiler.models.inspect import CORE_MACS_PER_CYCLE, DEFAULT_MACS, FLASH_BANDWIDTH, costs
 
     if decode_tokens_per_s is None or not np.isfinite(decode_tokens_per_s):
         return None, f"{column.label}: no decode rate"
-    path = _model_file(column)
-    if path is None:
+    config = _model_config(column)
+    if config is None:
         return None, (f"{column.label}: model {column.header.get('model')!r} with the recorded SHA-256 not found "
                       "(bundled, or a .tpm beside the session file)")
     try:
         board = resolve_board(str(column.header.get("board")))
     except ProfilerError:
         return None, f"{column.label}: board {column.header.get('board')!r} has no profile here"
-    header = read_header(path)
-    cost = costs(header.config)
+    cost = costs(config)
     positions = [t["position"] for s in column.sessions for t in s.of_type("token")
                  if not t.get("warmup") and t.get("index", 0) > 0]
-    per_position = cost.attention_macs_full / header.config.seq_len  # attention MACs per cached position
+    per_position = cost.attention_macs_full / config.seq_len  # attention MACs per cached position
     attention = per_position * (float(np.mean(positions)) + 1) if positions else cost.attention_macs_mean
-    fit = board_fit(board, header, build_firmware=False)
+    # The same tables `model inspect` (board_fit) states its ceilings from.
+    macs_per_cycle = CORE_MACS_PER_CYCLE.get(board.core, DEFAULT_MACS)[0]
+    bandwidth = FLASH_BANDWIDTH.get(board.name, (None, ""))[0]
     return RooflinePoint(column.label, board.name, decode_tokens_per_s, cost.weight_macs + attention,
-                         cost.flash_bytes_per_token, board.clock_hz * fit.macs_per_cycle,
-                         fit.flash_bytes_per_s), ""
+                         cost.flash_bytes_per_token, board.clock_hz * macs_per_cycle, bandwidth), ""
 
 
 def roofline_points(comparison: Comparison) -> tuple[list[RooflinePoint], list[str]]:
