@@ -69,11 +69,10 @@ def plot_latency_by_position(columns: Sequence[Column], path: Path, title: str =
     fig = figure(10, 5.2)
     ax = fig.subplots()
     drawn = 0
-    notes: list[str] = []
     bars: list[tuple[float, int, str, str]] = []  # prefill bars, drawn tallest first so none hides another
     for column, color in zip(columns, colors(len(columns)), strict=True):
         session = column.sessions[0]
-        steps = steps_by_position(session)
+        steps = [rep for pooled in column.sessions for rep in steps_by_position(pooled)]  # every session's reps
         if not steps or not steps[0].positions:
             continue
         drawn += 1
@@ -97,8 +96,6 @@ def plot_latency_by_position(columns: Sequence[Column], path: Path, title: str =
         ttft = float(np.median([rep.ttft_ms for rep in steps]))
         bars.append((prefill, prompt, color, wrap(f"{column.label}: prefill, {ttft:,.2f} ms for {prompt} prompt "
                                                   f"tokens ({prefill:,.3f} ms per token)", 60)))
-        if len(column.sessions) > 1:
-            notes.append(f"{column.label}: first of {len(column.sessions)} sessions")
     for height, prompt, color, label in sorted(bars, key=lambda bar: -bar[0]):
         ax.bar(0, height, width=prompt, align="edge", color=color, alpha=0.3, edgecolor=color, linewidth=1.5,
                label=label)
@@ -113,8 +110,6 @@ def plot_latency_by_position(columns: Sequence[Column], path: Path, title: str =
     ax.grid(alpha=0.3)
     head = "latency by context position: thin = repetitions, thick = median, dotted = fitted line"
     ax.set_title(f"{title}\n{head}" if title else head, fontsize=10)
-    if notes:
-        fig.text(0.01, 0.005, "; ".join(notes), fontsize=7, color="#555555")
     return save(fig, path)
 
 
