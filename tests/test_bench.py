@@ -231,7 +231,9 @@ port = "socket://127.0.0.1:1"
 
 @pytest.mark.qemu
 def test_ctrl_c_stops_every_board_and_leaves_every_file_closed(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, TWO_BOARDS.replace("tokens = 8", "tokens = 12").replace("repeat = 5", "repeat = 8"))
+    # Token records are written at the end of each repetition (with their energy), so the first one shows
+    # when a repetition is done: enough repetitions remain for Ctrl-C to land while both boards generate.
+    plan = _plan(tmp_path, TWO_BOARDS.replace("tokens = 8", "tokens = 12").replace("repeat = 5", "repeat = 20"))
     run_dir = tmp_path / "run"
     bench = subprocess.Popen([*CLI, "bench", str(plan), "--out", str(run_dir), "--jobs", "2"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
