@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from profiler.lock import BoardLock
 from profiler.models.fit import check_fit
 from profiler.models.format import TpmModel, read_header
 from profiler.models.reference import Reference
+from profiler.outputs import check_directory
 from profiler.placement import place
 from profiler.power import open_meter, parse_spec
 from profiler.session import ModelHandle, RunSettings, Session, Target
@@ -133,6 +135,16 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
     """Validate everything, build the firmware if needed, and return a ready session."""
     if options.tokens < 1 or options.repeat < 1 or options.warmup < 0:
         raise ConfigError("--tokens and --repeat must be at least 1 and --warmup at least 0")
+    if not math.isfinite(options.temperature) or options.temperature < 0:
+        raise ConfigError(f"--temperature {options.temperature} is not a finite number >= 0; use 0 for greedy "
+                          "decoding or a positive sampling temperature such as 0.8")
+    if not 0 <= options.seed < 1 << 32:
+        raise ConfigError(f"--seed {options.seed} is outside 0..{(1 << 32) - 1}; the board's sampler takes 32 bits")
+    try:
+        options.prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("--prompt is not valid UTF-8 text (check the terminal's or the script's encoding); "
+                          "pass the prompt as UTF-8") from None
     placement = place(options.device, port=options.port, emulate=options.emulate, bench=options.board,
                       hardware_map=options.hardware_map, flasher=options.flasher)
     board, adapter, emulate, port = placement.board, placement.adapter, placement.emulate, placement.port
@@ -147,6 +159,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
             f"{len(prompt_tokens) + options.tokens - 1}, but {handle.name} has seq_len {cfg.seq_len}; "
             "use a shorter prompt or fewer --tokens"
         )
+    check_directory(options.out, "--out")
     quality_tokens: tuple[int, ...] = ()
     if options.check_quality:
         from profiler.models.evaluate import plan_quality_check

@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from profiler.errors import Interrupted, ProfilerError
+from profiler.errors import Interrupted, ProfilerError, Stopped, interruption
 
 _interrupted: list[int] = []
+# A closed terminal sends SIGHUP to the whole process group: each worker closes its file as for Ctrl-C.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _while_planning(signum: int, frame: object) -> None:
@@ -26,7 +28,9 @@ def _while_planning(signum: int, frame: object) -> None:
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Stopped(signal.Signals(signum).name)
 
 
 def run_spec(spec: dict[str, Any]) -> int:
@@ -48,8 +52,8 @@ def run_spec(spec: dict[str, Any]) -> int:
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
-    signal.signal(signal.SIGINT, _while_planning)
-    signal.signal(signal.SIGTERM, _while_planning)
+    for stop in _STOP_SIGNALS:
+        signal.signal(stop, _while_planning)
     session, path = plan_on_place(options, spec.get("place"), plan_run,
                                   sinks=lambda jsonl: make_sinks(observability, jsonl, warn))
     if _interrupted:  # stopped while planning: nothing ran, so no session file
@@ -59,8 +63,8 @@ def run_spec(spec: dict[str, Any]) -> int:
         for held in session.holds:
             held.close()
         raise Interrupted("interrupted before the session started")
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for stop in _STOP_SIGNALS:
+        signal.signal(stop, _raise_interrupt)
     print(f"jsonl: {path}", flush=True)
     target = session.target
     reset = target.adapter.options.reset_method or target.board.reset_method
@@ -80,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = ["tiny-profiler", "bench", str(spec.get("plan", "")), f"(board {spec.get('label', '?')})"]
     try:
         return run_spec(spec)
-    except KeyboardInterrupt:
-        print("error: interrupted by the user (Ctrl-C)", file=sys.stderr, flush=True)
+    except KeyboardInterrupt as stop:
+        print(f"error: {interruption(stop, partial=False)}", file=sys.stderr, flush=True)
         return Interrupted.exit_code
     except ProfilerError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)

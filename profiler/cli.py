@@ -6,6 +6,7 @@ one line and exits with its class's code; `--traceback` shows the stack.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import signal
@@ -18,7 +19,8 @@ import typer
 from rich.console import Console
 
 from profiler import __version__
-from profiler.errors import ConfigError, InternalError, Interrupted, PlatformError, ProfilerError
+from profiler.errors import ConfigError, InternalError, PlatformError, ProfilerError, Stopped, interruption
+from profiler.outputs import check_directory, check_file, results_error
 
 app = typer.Typer(
     add_completion=False,
@@ -40,19 +42,31 @@ def _handled(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            raise typer.Exit(_report(Interrupted("interrupted by the user (Ctrl-C)"))) from None
+        except KeyboardInterrupt as stop:
+            raise typer.Exit(_report(interruption(stop, partial=False))) from None
         except ProfilerError as error:
             raise typer.Exit(_report(error)) from None
         except (typer.Exit, typer.Abort):
             raise
+        except OSError as error:
+            if error.errno not in _ENVIRONMENT_ERRNOS or error.filename is None:
+                raise typer.Exit(_report(_internal(error))) from None
+            # A file the user named, or a disk that filled, not a bug: say which file and why.
+            raise typer.Exit(_report(results_error(Path(error.filename), error))) from None
         except Exception as error:  # a bug: still one line unless --traceback
-            wrapped = InternalError(f"internal error {type(error).__name__}: {error}; "
-                                    "re-run with --traceback and report it")
-            wrapped.__traceback__ = error.__traceback__
-            raise typer.Exit(_report(wrapped)) from None
+            raise typer.Exit(_report(_internal(error))) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                       errno.EISDIR}
+
+
+def _internal(error: Exception) -> InternalError:
+    wrapped = InternalError(f"internal error {type(error).__name__}: {error}; re-run with --traceback and report it")
+    wrapped.__traceback__ = error.__traceback__
+    return wrapped
 
 
 def _version(value: bool) -> None:
@@ -163,6 +177,7 @@ def run(
 
     console = Console(stderr=json_out)
     errors = Console(stderr=True)
+    check_file(log_file, "--log-file")
     observability = ObservabilityOptions.from_cli(
         pushgateway, metrics_port=metrics_port, otlp_endpoint=otlp_endpoint, strict_export=strict_export,
         log_file=log_file, log_level=log_level,
@@ -205,6 +220,8 @@ def devices(
     """List serial ports and USB probes with the board family they suggest, and what blocks them."""
     from profiler.devices_cmd import show_devices
 
+    if write_map is not None:
+        check_file(write_map, "--write-map")
     show_devices(json_out, write_map)
 
 
@@ -228,6 +245,8 @@ def compare(
     from profiler.compare import compare_runs, parse_threshold
     from profiler.compare_format import print_comparison
 
+    if plot is not None:
+        check_file(plot, "--plot")
     comparison = compare_runs(runs, baseline, parse_threshold(threshold), alpha)
     print_comparison(comparison, fmt)
     if plot is not None:
@@ -263,6 +282,10 @@ def report(
 
     if out is None and trace_events is None:
         raise ConfigError("report needs -o DIR (figures and report.html) or --trace-events FILE.json")
+    if out is not None:
+        check_directory(out, "--out", create=False)
+    if trace_events is not None:
+        check_file(trace_events, "--trace-events")
     comparison = compare_runs(runs, baseline, parse_threshold(threshold))
     print_warnings(comparison)
     if out is not None:
@@ -287,6 +310,7 @@ def model_convert(
     """Convert a llama2.c checkpoint or a GGUF llama model into the firmware's model format."""
     from profiler.models.convert import convert
 
+    check_file(output, "--output")
     model = convert(checkpoint, tokenizer, output, quant=quant, group_size=group_size, seq_len=seq_len)
     cfg = model.config
     print(
@@ -411,6 +435,8 @@ def bench(
 
     if jobs is not None and jobs < 1:
         raise ConfigError("--jobs must be at least 1")
+    if out is not None:
+        check_directory(out, "--out", create=False)
     options = BenchOptions(
         out=out or default_run_dir(), jobs=jobs or os.cpu_count() or 1,
         pushgateway=pushgateway or os.environ.get("TINY_PROFILER_PUSHGATEWAY") or None,
@@ -436,6 +462,8 @@ def emulate(
     """Run an emulated board until stopped; prints `serial: URL` for ser2net, labgrid, a terminal or `run --port`."""
     from profiler.emulate_serve import serve
 
+    if tcp_port is not None and not 1 <= tcp_port <= 65535:
+        raise ConfigError(f"--tcp-port {tcp_port} is not a TCP port; use 1..65535 or leave it out for a free one")
     served, description = serve(device, model, serial, tcp_port)
     try:
         print(f"serial: {served.url}", flush=True)
@@ -462,6 +490,7 @@ def baseline_accept(
     """Make the valid sessions of RUN_DIR the baselines of their (board, model, quantization)."""
     from profiler.baseline import accept
 
+    check_directory(baselines, "--baselines")
     written, notes = accept(run_dir, baselines)
     for item in written:
         print(f"{'replaced' if item.replaced else 'added'} {item.target} (from {item.source.name})")
@@ -469,13 +498,16 @@ def baseline_accept(
         print(f"note: {note}", file=sys.stderr)
 
 
-def _sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # the session writes its closing records the same way as for Ctrl-C
+def _stop_signal(signum: int, frame: object) -> None:
+    # SIGTERM (CI cancelling a job) and SIGHUP (a closed terminal or SSH session) end a session the way
+    # Ctrl-C does: closing records written, QEMU reaped, exit 130.
+    raise Stopped(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    signal.signal(signal.SIGTERM, _sigterm)
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _stop_signal)
     try:
         app(args=argv)
     except SystemExit as done:

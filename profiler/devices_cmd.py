@@ -35,5 +35,6 @@ def show_devices(json_out: bool, write_map: Path | None) -> None:
 
         if write_map.exists():
             raise ConfigError(f"{write_map} exists; choose another file name or remove it first")
+        write_map.parent.mkdir(parents=True, exist_ok=True)
         write_map.write_text(draft(devices), encoding="utf-8")
         print(f"wrote {write_map}", file=sys.stderr)

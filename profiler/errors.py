@@ -87,6 +87,12 @@ class BoardBusy(ProfilerError):
     exit_code = 12
 
 
+class ResultsError(ProfilerError):
+    """A result file (JSONL, plot, report, log) cannot be written: read-only, no space, not a directory."""
+
+    exit_code = 13
+
+
 class InternalError(ProfilerError):
     """A bug in the profiler; the message names the exception, --traceback shows it."""
 
@@ -94,6 +100,20 @@ class InternalError(ProfilerError):
 
 
 class Interrupted(ProfilerError):
-    """The user pressed Ctrl-C."""
+    """Ctrl-C, SIGTERM or SIGHUP: the session stopped early and its file says so."""
 
     exit_code = 130
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised by the SIGTERM/SIGHUP handler, so every session closes its file as for Ctrl-C."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def interruption(exc: KeyboardInterrupt, partial: bool = True) -> Interrupted:
+    """The user-facing error for Ctrl-C or a stop signal."""
+    what = f"stopped by {exc.signal_name}" if isinstance(exc, Stopped) else "interrupted by the user (Ctrl-C)"
+    return Interrupted(what + ("; partial results are in the file" if partial else ""))

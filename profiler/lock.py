@@ -2,8 +2,9 @@
 
 The lock is an `flock` on a small file under a runtime directory, keyed by
 the board: the real path of a serial device (so `/dev/serial/by-id/...` and
-`/dev/ttyACM0` are one board), or the scheme, host and port of a URL
-(`rfc2217://lab-pi:4001`). The file holds the holder's PID and command line,
+`/dev/ttyACM0` are one board), or the host and port of a URL
+(`rfc2217://lab-pi:4001`) with the host name resolved, so two spellings of one endpoint
+are one lock. The file holds the holder's PID and command line,
 so a second profiler can say who has the board. The kernel drops an `flock`
 when its process dies, so the lock of a crashed or killed profiler is stale
 the moment it dies and the next profiler takes it over (and says so). The
@@ -18,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import ipaddress
 import json
 import os
 import re
 import shlex
+import socket
 import sys
 import tempfile
 import time
@@ -54,11 +57,32 @@ def lock_dir() -> Path:
                       f"set {LOCK_DIR_ENV} to one")
 
 
+def _endpoint_host(host: str) -> str:
+    """One spelling per machine: every loopback name is `loopback`, a name is its first address."""
+    host = host.lower().strip("[]")
+    try:
+        addresses = sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
+    except (OSError, UnicodeError):
+        return host  # unresolvable now: its spelling is all we have (opening it will fail anyway)
+    if all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+        return "loopback"
+    return addresses[0] if addresses else host
+
+
 def board_key(port: str) -> str:
-    """What identifies a board: the real path of a device, or scheme://host:port of a URL (no options)."""
+    """What identifies a board: the real path of a device, or the resolved host and port of a URL.
+
+    `/dev/serial/by-id/...` and its `/dev/ttyACM0`, or `socket://localhost:4001` and
+    `socket://127.0.0.1:4001`, are one board. The scheme does not count: socket:// and rfc2217://
+    on one TCP port are one endpoint.
+    """
     if "://" in port:
         parts = urlsplit(port)
-        return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+        try:
+            number = parts.port
+        except ValueError:
+            number = None
+        return f"tcp://{_endpoint_host(parts.hostname or '')}:{number or ''}"
     return os.path.realpath(port)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from profiler.errors import ConfigError
+from profiler.outputs import check_file, results_error
 from profiler.records import (
     ErrorRecord,
     PhaseRecord,
@@ -28,6 +29,25 @@ LOGGER_NAME = "tiny_profiler"
 DEFAULT_LOG_FILE = Path("logs") / "profiler.jsonl"
 _CONTEXT: dict[str, Any] = {}
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that stops logging when its disk fills, instead of printing a traceback per line.
+
+    The log is a side channel: the session's JSONL (which reports a full disk with its own exit code)
+    is the record that must survive.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failed = True
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,12 +76,16 @@ def setup_logging(path: Path = DEFAULT_LOG_FILE, level: str = "info") -> Path:
     """Send the profiler's logs to `path` as JSON lines (appending); returns the path."""
     if level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"unknown log level {level!r}; use debug, info, warning or error")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_file(path, "--log-file")
     log = logger()
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
-    handler = logging.FileHandler(path, encoding="utf-8")
+    for old in list(log.handlers):
+        log.removeHandler(old)
+        old.close()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = _QuietFileHandler(path)
+    except OSError as exc:
+        raise results_error(path, exc, "--log-file") from None
     handler.setFormatter(JsonFormatter())
     log.addHandler(handler)
     log.setLevel(level.upper())

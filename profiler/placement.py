@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from platforms.base import FlashOptions, PlatformAdapter, adapter_for
 from platforms.boards import BoardProfile, resolve_board
@@ -99,10 +100,33 @@ def _discovered(board: BoardProfile, adapter: PlatformAdapter, devices: list[dis
                       "or name it with --board and a hardware map")
 
 
+# pyserial URL handlers a board can sit behind; the first two are what labs and emulators use.
+_NETWORK_SCHEMES = ("socket", "rfc2217")
+_LOCAL_SCHEMES = ("loop", "spy", "hwgrep", "alt")
+
+
+def check_url(url: str) -> str:
+    """A pyserial URL with a known scheme and, for network ones, a host and a port in 1..65535."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _NETWORK_SCHEMES + _LOCAL_SCHEMES:
+        raise ConfigError(f"--port {url}: unknown scheme {scheme or '(none)'}://; pass a device path such as "
+                          "/dev/ttyACM0, socket://HOST:PORT or rfc2217://HOST:PORT")
+    if scheme in _NETWORK_SCHEMES:
+        try:
+            number = parts.port
+        except ValueError:
+            number = -1  # urlsplit refuses ports past 65535 or not numbers
+        if not parts.hostname or number is None or not 1 <= number <= 65535:
+            raise ConfigError(f"--port {url}: a {scheme}:// URL needs a host and a port from 1 to 65535, "
+                              f"e.g. {scheme}://127.0.0.1:4001")
+    return url
+
+
 def check_port(port: str) -> str:
-    """A device path must exist and be ours to read and write; URLs are left to pyserial."""
+    """A device path must exist and be ours to read and write; a URL must be one pyserial can open."""
     if "://" in port:
-        return port
+        return check_url(port)
     if not os.path.exists(port):
         raise LinkError(f"serial port {port} does not exist; check the cable and `tiny-profiler devices`, "
                         "or run on the emulated board with --emulate")

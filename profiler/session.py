@@ -32,6 +32,8 @@ from profiler.errors import (
     LinkTimeout,
     ProfilerError,
     ProtocolError,
+    ResultsError,
+    interruption,
 )
 from profiler.firmware import FirmwareImage
 from profiler.measure import RepetitionEvents, summarise_repetition, summarise_session
@@ -237,8 +239,8 @@ class Session:
             self._connect()
             reps = self._repetitions()
             self._check_quality()
-        except KeyboardInterrupt:
-            failure = Interrupted("interrupted by the user (Ctrl-C); partial results are in the file")
+        except KeyboardInterrupt as exc:
+            failure = interruption(exc)
         except ProfilerError as exc:
             failure = exc
         except Exception as exc:  # a bug must still leave a file that says so
@@ -569,4 +571,6 @@ def _failure_kind(failure: ProfilerError) -> str:
         return "firmware"
     if isinstance(failure, InternalError):
         return "crash"
+    if isinstance(failure, ResultsError):
+        return "results"  # the results could not be written: a full disk, a read-only mount
     return "error"

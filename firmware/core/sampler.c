@@ -54,6 +54,12 @@ int tp_argmax(const float *x, int n) {
 int tp_sample(Sampler *s, float *logits) {
     int n = s->vocab_size;
     if (s->temperature == 0.0f) return tp_argmax(logits, n);
+    /* A temperature so small that the largest logit / temperature overflows
+     * would make softmax take inf - inf (NaN, then a float-to-int conversion
+     * of NaN: undefined). That draw is the greedy one (docs/model-format.md). */
+    int best = tp_argmax(logits, n);
+    float top = logits[best] / s->temperature;
+    if (!(top <= 3.40282347e38f && top >= -3.40282347e38f)) return best;
 
     for (int i = 0; i < n; i++) {
         logits[i] = logits[i] / s->temperature;

@@ -17,6 +17,7 @@ import numpy as np
 
 from profiler.errors import ModelError
 from profiler.models.tokenizer import Tokenizer
+from profiler.outputs import results_error
 
 MAGIC = b"TPMD"
 FORMAT_VERSION = 1
@@ -201,10 +202,10 @@ class TpmModel:
     def write(self, path: str | Path) -> None:
         """Write the image to `path`."""
         try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(self.to_bytes())
         except OSError as exc:
-            raise ModelError(f"cannot write {path}: {exc.strerror}; check the directory "
-                             "exists and is writable") from exc
+            raise results_error(Path(path), exc) from exc
 
     @classmethod
     def read(cls, path: str | Path) -> TpmModel:

@@ -318,6 +318,10 @@ def sample(logits: np.ndarray, temperature: np.float32, rng: XorShift64Star) -> 
     """Greedy at temperature 0, else the spec's seeded draw from softmax(logits / T)."""
     if temperature == _ZERO:
         return int(np.argmax(logits))  # the first of equal maxima
+    best = int(np.argmax(logits))
+    with np.errstate(over="ignore"):
+        if not np.isfinite(logits[best] / temperature):  # overflows: the limit is greedy
+            return best
     probs = softmax(logits / temperature)
     coin = f32(rng.next_u32() >> 8) / f32(16777216.0)
     above = np.cumsum(probs, dtype=f32) > coin

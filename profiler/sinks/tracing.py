@@ -10,6 +10,7 @@ endpoint is configured (`--otlp-endpoint` or the standard
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -27,6 +28,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from profiler import __version__
 from profiler.errors import ExportError
+from profiler.outputs import results_error
 from profiler.records import ErrorRecord, PhaseRecord, Record, SessionHeader, SummaryRecord
 
 _DEVICE_PHASES = {"prefill", "decode"}
@@ -74,9 +76,13 @@ class TraceSink:
             return
         self._closed = True
         spans = self._build()
-        with self.path.open("w", encoding="utf-8") as handle:
-            for span in spans:
-                handle.write(span.to_json(indent=None) + "\n")
+        text = "".join(span.to_json(indent=None) + "\n" for span in spans)
+        try:
+            self.path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # half a trace file would read as a different trace
+            raise results_error(self.path, exc) from None
         if self.otlp_endpoint:
             self._export(spans)
 
