@@ -85,7 +85,7 @@ class Gate:
 
     def regression_lines(self) -> list[str]:
         """One line per regressed metric, naming it."""
-        return [f"regression: {c.columns[-1].group_label if c.columns else '?'}: {v.metric.label}: {v.reason}"
+        return [f"regression: {c.columns[-1].group_label if c.columns else '?'}: {v.metric.name}: {v.reason}"
                 for c in self.comparisons for v in c.regressions]
 
     def headline(self) -> str:

@@ -300,23 +300,40 @@ def compare(
 @_handled
 def report(
     runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Session JSONL files or directories of them.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Directory for the PNGs and summary.md.")],
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("-o", "--out", help="Directory for the PNGs, summary.md and report.html."),
+    ] = None,
     baseline: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(help="Baseline file or directory (default: the first RUN)."),
     ] = None,
     threshold: Annotated[str, typer.Option(help="Regression threshold on the median, e.g. 5%.")] = "5%",
+    trace_events: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--trace-events", help="Also write the sessions as Chrome/Perfetto trace-event JSON."),
+    ] = None,
 ) -> None:
-    """Write plots (tok/s, token latency, telemetry timelines) and a summary.md that links them."""
+    """Write figures, summary.md and a self-contained report.html; optionally a trace-event JSON."""
     from profiler.compare import compare_runs, parse_threshold
     from profiler.compare_format import print_warnings
     from profiler.report import write_report
 
-    check_directory(out, "--out", create=False)
+    if out is None and trace_events is None:
+        raise ConfigError("report needs -o DIR (figures and report.html) or --trace-events FILE.json")
+    if out is not None:
+        check_directory(out, "--out", create=False)
+    if trace_events is not None:
+        check_file(trace_events, "--trace-events")
     comparison = compare_runs(runs, baseline, parse_threshold(threshold))
     print_warnings(comparison)
-    summary, *plots = write_report(comparison, out)
-    print(f"wrote {summary} and {len(plots)} plots: {', '.join(p.name for p in plots)}")
+    if out is not None:
+        summary, html, *plots = write_report(comparison, out)
+        print(f"wrote {html}, {summary.name} and {len(plots)} figures: {', '.join(p.name for p in plots)}")
+    if trace_events is not None:
+        from profiler.reporting.trace_events import write_trace_events
+
+        print(f"wrote {write_trace_events(comparison.columns, trace_events)} (open it in ui.perfetto.dev)")
 
 
 @model_app.command("convert")

@@ -4,10 +4,12 @@ Rows are metrics, columns are runs (see `compare_load` for how files become
 columns). Each cell holds the median, the standard deviation and a 95%
 bootstrap interval of the median over per-repetition samples. Each run that is
 not a baseline is set against the baseline of its own board/model/quantization
-group (or the only baseline there is) with a relative delta and a two-sided
-Mann-Whitney U test. A metric *regresses* when it is worse than the threshold
-in its own direction **and** the test says the difference is significant, so
-noise alone never fails the gate.
+group with a relative delta and a two-sided Mann-Whitney U test. A run of
+another board, model or quantization is shown beside the others, marked *not
+comparable*, and never gated. A metric *regresses* when it is worse than the
+threshold in its own direction **and** the test says the difference is
+significant, so noise alone never fails the gate. A change within
+`UNCHANGED_RELATIVE` of the baseline (float noise) is *unchanged*.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profiler.compare_load import Column, Excluded, load_columns, unique_labels
+from profiler.compare_load import GROUP_FIELDS, Column, Excluded, load_columns
 from profiler.compare_stats import METRICS, Metric, bootstrap_ci, mann_whitney_u, repetition_samples
 from profiler.errors import ConfigError
+from profiler.reporting.labels import assign_labels
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ALPHA = 0.05
+UNCHANGED_RELATIVE = 1e-9  # |run - baseline| within this share of the baseline is float noise, not a change
 
 
 def parse_threshold(text: str) -> float:
@@ -54,6 +58,7 @@ class Verdict:
     significant: bool
     regression: bool
     reason: str
+    unchanged: bool = False  # within UNCHANGED_RELATIVE of the baseline
 
 
 @dataclass
@@ -69,6 +74,8 @@ class Comparison:
     alpha: float
     warnings: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)  # RUN arguments without a single valid session
+    title: str = ""  # what every column shares (board, model, ...); the labels say what differs
+    not_comparable: dict[str, str] = field(default_factory=dict)  # column label -> why it has no baseline
 
     @property
     def regressions(self) -> list[Verdict]:
@@ -141,11 +148,12 @@ def _verdict(metric: Metric, column: Column, base: Column, values: dict[tuple[st
         return Verdict(metric, column.label, base.label, None, None, None, False, False, False,
                        f"absent in {where}: not compared")
     base_median, median = float(np.median(theirs)), float(np.median(ours))
-    delta = (median - base_median) / base_median if base_median != 0 else None
-    worse = (median < base_median) if metric.higher_is_better else (median > base_median)
+    unchanged = abs(median - base_median) <= UNCHANGED_RELATIVE * max(abs(base_median), abs(median))
+    delta = 0.0 if unchanged else (median - base_median) / base_median if base_median != 0 else None
+    worse = not unchanged and ((median < base_median) if metric.higher_is_better else (median > base_median))
     test = mann_whitney_u(ours, theirs) if min(len(ours), len(theirs)) >= 2 else None
     p = test.p_value if test else None
-    significant = p is not None and p < alpha
+    significant = not unchanged and p is not None and p < alpha
     beyond = delta is not None and worse and abs(delta) > threshold
     regression = beyond and significant
     if test is None:
@@ -154,8 +162,8 @@ def _verdict(metric: Metric, column: Column, base: Column, values: dict[tuple[st
         tested = f"p={p:.2g}, {test.method} Mann-Whitney U, {test.n_x} vs {test.n_y} repetitions"
     limit = f"{threshold * 100:g}%"
     change = _pct(delta) if delta is not None else "changed"
-    if median == base_median:
-        reason = f"no change ({tested})"
+    if unchanged:
+        reason = f"unchanged (within {UNCHANGED_RELATIVE:g} relative; {tested})"
     elif regression:
         reason = f"{change}: worse by more than {limit} and significant ({tested}; p < {alpha:g}): regression"
     elif beyond:
@@ -164,17 +172,22 @@ def _verdict(metric: Metric, column: Column, base: Column, values: dict[tuple[st
         reason = f"{change}: worse, within {limit} ({tested})"
     else:
         reason = f"{change}: better ({tested})"
-    if column.group != base.group:
-        reason += f"; across groups ({column.group_label} vs {base.group_label})"
     return Verdict(metric, column.label, base.label, delta, p, test.method if test else None, worse,
-                   significant, regression, reason)
+                   significant, regression, reason, unchanged)
 
 
 def _baseline_for(column: Column, baselines: Sequence[Column]) -> Column | None:
-    same = [b for b in baselines if b.group == column.group]
-    if same:
-        return same[0]
-    return baselines[0] if len(baselines) == 1 else None
+    """The baseline of the column's own board/model/quantization group: only those are comparable."""
+    return next((b for b in baselines if b.group == column.group), None)
+
+
+def _not_comparable(column: Column, baselines: Sequence[Column]) -> str:
+    if not baselines:
+        return "not comparable: no baseline"
+    base = baselines[0]
+    differ = [name for name, a, b in zip(GROUP_FIELDS, column.group, base.group, strict=True) if a != b]
+    verb = "differ" if len(differ) > 1 else "differs"
+    return f"not comparable with {base.label}: {' and '.join(differ)} {verb}; shown, never gated"
 
 
 def compare_runs(runs: Sequence[Path], baseline: Path | None = None, threshold: float = DEFAULT_THRESHOLD,
@@ -209,7 +222,7 @@ def compare_runs(runs: Sequence[Path], baseline: Path | None = None, threshold: 
     if len(specs) == 1 and baseline is None:
         for col in columns:
             col.baseline = not any(c.group == col.group for c in columns[: columns.index(col)])
-    unique_labels(columns)
+    title = assign_labels(columns)
     if not columns:
         why = "; ".join(f"{e.path.name}: {e.status}, {'; '.join(e.reasons)}" for e in excluded)
         raise ConfigError(f"no valid session to compare ({why}); runs must be valid (status ok)")
@@ -220,11 +233,13 @@ def compare_runs(runs: Sequence[Path], baseline: Path | None = None, threshold: 
     values = {key: group.tolist() for key, group in samples.groupby(["metric", "column"], sort=False)["value"]}
     baselines = [c for c in columns if c.baseline]
     verdicts = []
+    not_comparable: dict[str, str] = {}
     for column in columns:
         base = None if column.baseline else _baseline_for(column, baselines)
         if base is None:
             if not column.baseline:
-                warnings.append(f"{column.label}: no baseline of {column.group_label}; shown without deltas")
+                not_comparable[column.label] = _not_comparable(column, baselines)
             continue
         verdicts += [v for m in METRICS if (v := _verdict(m, column, base, values, threshold, alpha))]
-    return Comparison(columns, excluded, samples, _stats(samples), verdicts, threshold, alpha, warnings, unchecked)
+    return Comparison(columns, excluded, samples, _stats(samples), verdicts, threshold, alpha, warnings, unchecked,
+                      title, not_comparable)

@@ -38,7 +38,7 @@ def _mark(verdict: Verdict | None) -> str:
     return ""
 
 
-def _cell_parts(comparison: Comparison, metric: Metric, column: Column) -> list[str]:
+def cell_parts(comparison: Comparison, metric: Metric, column: Column) -> list[str]:
     stats = comparison.cell(metric, column)
     if stats is None:
         return ["absent"]
@@ -48,24 +48,46 @@ def _cell_parts(comparison: Comparison, metric: Metric, column: Column) -> list[
     else:
         parts.append("1 value (summary)" if stats["source"] == "summary" else "1 value")
     verdict = comparison.verdict(metric, column)
-    if verdict is not None and verdict.delta is not None:
+    if verdict is not None and verdict.unchanged:
+        parts.append("unchanged")
+    elif verdict is not None and verdict.delta is not None:
         p = "" if verdict.p_value is None else f" p={verdict.p_value:.2g}"
         parts.append(f"{verdict.delta * 100:+.1f}%{p}")
     return parts
 
 
-def _metric_name(metric: Metric) -> str:
-    return f"{metric.label} ({metric.unit}) {'↑' if metric.higher_is_better else '↓'}"
+def metric_name(metric: Metric) -> str:
+    return f"{metric.name} {'↑' if metric.higher_is_better else '↓'}"
 
 
-def _header(column: Column, alone: bool = False) -> tuple[str, str]:
+def column_header(comparison: Comparison, column: Column) -> tuple[str, str]:
+    """The column's short label with its role, and a detail line (sessions; why it is not comparable)."""
     sessions = len(column.sessions)
+    alone = len(comparison.columns) == 1
     role = "baseline" if column.baseline and not alone else ""
-    detail = f"{column.group_label}, {sessions} session{'s' if sessions > 1 else ''}"
+    if column.label in comparison.not_comparable:
+        role = "not comparable"
+    detail = f"{sessions} session{'s' if sessions > 1 else ''}"
     return column.label + (f" ({role})" if role else ""), detail
 
 
-def _gate_lines(comparison: Comparison) -> list[tuple[str, Verdict | None, str]]:
+def _title(comparison: Comparison) -> str:
+    return f"{comparison.title}: " if comparison.title else ""
+
+
+def legend_lines(comparison: Comparison) -> list[str]:
+    """Markdown legend: each short label with its run, files, board, model, quantization and firmware."""
+    from profiler.reporting.labels import legend
+
+    out = ["| label | run | board · model · quantization | firmware | sessions |", "|---|---|---|---|---|"]
+    for row, column in zip(legend(comparison.columns), comparison.columns, strict=True):
+        files = ", ".join(f"`{f}`" for f in row.files)
+        out.append(f"| {row.label} | `{row.run}` | {column.group_label} | `{row.firmware_id}` | {files} |")
+    out += [f"- {label}: {why}" for label, why in comparison.not_comparable.items()]
+    return out
+
+
+def gate_lines(comparison: Comparison) -> list[tuple[str, Verdict | None, str]]:
     lines: list[tuple[str, Verdict | None, str]] = [(f"{v.column} vs {v.baseline}: {v.metric.label}", v, v.reason)
                                                    for v in comparison.verdicts]
     lines += [(f"{spec}: all", None, "no valid session, nothing to check: gate fails") for spec in comparison.unchecked]
@@ -79,62 +101,76 @@ def gate_summary(comparison: Comparison) -> str:
             f"and p < {comparison.alpha:g})")
     if comparison.unchecked:
         head += f"; {len(comparison.unchecked)} run(s) without a valid session"
+    if comparison.not_comparable:
+        head += f"; {len(comparison.not_comparable)} not comparable, not gated"
     return head
 
 
 def render_rich(comparison: Comparison, console: Console) -> None:
     """The comparison as rich tables: statistics, gate reasons, excluded sessions."""
-    table = Table(title="median ± stddev, 95% bootstrap CI of the median, change vs baseline with its p-value",
+    table = Table(title=f"{_title(comparison)}median ± stddev, 95% bootstrap CI of the median, "
+                        "change vs baseline with its p-value",
                   caption="↑ higher is better, ↓ lower is better")
     table.add_column("metric")
     for column in comparison.columns:
-        title, detail = _header(column, len(comparison.columns) == 1)
+        title, detail = column_header(comparison, column)
         table.add_column(f"{title}\n[dim]{detail}[/]", justify="right")
     for metric in METRICS:
         cells = []
         for column in comparison.columns:
-            parts = _cell_parts(comparison, metric, column)
+            parts = cell_parts(comparison, metric, column)
             mark = _mark(comparison.verdict(metric, column))
             style = {"regression": "bold red", "worse": "yellow", "better": "green"}.get(mark, "")
             text = "\n".join(parts) if parts != ["absent"] else "[dim]absent[/]"
             cells.append(f"[{style}]{text}[/]" if style else text)
-        table.add_row(_metric_name(metric), *cells)
+        table.add_row(metric_name(metric), *cells)
     console.print(table)
     if comparison.verdicts or comparison.unchecked:
         gate = Table(title=gate_summary(comparison), show_header=True)
         gate.add_column("run vs baseline: metric")
         gate.add_column("reason")
-        for what, verdict, reason in _gate_lines(comparison):
+        for what, verdict, reason in gate_lines(comparison):
             red = verdict is None or verdict.regression
             gate.add_row(what, f"[bold red]{reason}[/]" if red else reason)
         console.print(gate)
+    if len(comparison.columns) > 1:
+        names = Table(title="labels", show_header=True)
+        for head in ("label", "run", "board · model · quantization", "firmware"):
+            names.add_column(head)
+        for column in comparison.columns:
+            names.add_row(column.label, column.source, column.group_label, str(column.header.get("firmware_id")))
+        console.print(names)
+    for label, why in comparison.not_comparable.items():
+        console.print(f"[yellow]{label}[/]: {why}")
     for item in comparison.excluded:
         console.print(f"[yellow]excluded[/] {item.path} ({item.status}): {'; '.join(item.reasons)}")
 
 
 def render_markdown(comparison: Comparison) -> str:
     """A GitHub-flavoured markdown report (fits a job summary or a PR comment)."""
-    out = ["### tiny-profiler compare", "",
+    out = [f"### tiny-profiler compare{': ' + comparison.title if comparison.title else ''}", "",
            "Median ± stddev over repetitions, 95% bootstrap CI of the median, change of the median vs the "
            "baseline with the two-sided Mann-Whitney U p-value. ↑ higher is better, ↓ lower is better.",
            ""]  # fmt: skip
-    heads = [_header(c, len(comparison.columns) == 1) for c in comparison.columns]
+    heads = [column_header(comparison, c) for c in comparison.columns]
     out.append("| metric | " + " | ".join(f"**{t}**<br><sub>{d}</sub>" for t, d in heads) + " |")
     out.append("|---|" + "---:|" * len(comparison.columns))
     for metric in METRICS:
         cells = []
         for column in comparison.columns:
-            parts = _cell_parts(comparison, metric, column)
+            parts = cell_parts(comparison, metric, column)
             mark = _mark(comparison.verdict(metric, column))
             if mark == "regression":
                 parts[-1] = f"**{parts[-1]} ❌ regression**"
             elif mark:
                 parts[-1] = f"{parts[-1]} ({mark})"
             cells.append("<br>".join(parts) if parts != ["absent"] else "_absent_")
-        out.append(f"| {_metric_name(metric)} | " + " | ".join(cells) + " |")
-    if comparison.verdicts or comparison.unchecked:
+        out.append(f"| {metric_name(metric)} | " + " | ".join(cells) + " |")
+    if len(comparison.columns) > 1:
+        out += ["", *legend_lines(comparison)]
+    if comparison.verdicts or comparison.unchecked or comparison.not_comparable:
         out += ["", f"**{gate_summary(comparison)}**", ""]
-        for what, verdict, reason in _gate_lines(comparison):
+        for what, verdict, reason in gate_lines(comparison):
             flag = "❌ " if verdict is None or verdict.regression else ""
             out.append(f"- {flag}{what}: {reason}")
     if comparison.excluded:
@@ -152,7 +188,8 @@ def tidy_rows(comparison: Comparison) -> list[dict[str, Any]]:
             stats = comparison.cell(metric, column)
             verdict = comparison.verdict(metric, column)
             rows.append({
-                "run": column.label, "baseline": column.baseline, "board": board, "model": model,
+                "run": column.label, "run_name": column.full_name, "baseline": column.baseline,
+                "comparable": column.label not in comparison.not_comparable, "board": board, "model": model,
                 "quantization": quant, "firmware_id": column.header.get("firmware_id"),
                 "emulated": column.header.get("emulated"), "sessions": len(column.sessions),
                 "metric": metric.key, "unit": metric.unit, "better": metric.direction,
@@ -223,6 +260,6 @@ def print_comparison(comparison: Comparison, fmt: str = "rich") -> None:
         sys.stdout.write(render_json(comparison) + "\n")
     if fmt in ("csv", "json") and (comparison.verdicts or comparison.unchecked):
         print(gate_summary(comparison), file=sys.stderr)
-        for what, verdict, reason in _gate_lines(comparison):
+        for what, verdict, reason in gate_lines(comparison):
             if verdict is None or verdict.regression:
                 print(f"  {what}: {reason}", file=sys.stderr)

@@ -72,6 +72,7 @@ class Column:
     source: str
     sessions: list[SessionFile]
     baseline: bool = False
+    full_name: str = ""  # the run name with the configuration that split it, before short labels
 
     @property
     def header(self) -> dict[str, Any]:

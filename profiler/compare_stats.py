@@ -27,13 +27,18 @@ class Metric:
     """One row of the comparison: where its per-repetition samples come from and which way is better."""
 
     key: str
-    label: str
-    unit: str
+    label: str  # without the unit: `name` adds it once
+    unit: str  # "" for a count
     higher_is_better: bool
     digits: int
     sample_kind: str | None = None  # else derived per repetition from `sample` records of this kind
     sample_keys: tuple[str, ...] = ()
     reduce: str = "max"
+
+    @property
+    def name(self) -> str:
+        """The label with its unit, once: `decode rate (tok/s)`."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
 
     @property
     def direction(self) -> str:
@@ -48,13 +53,13 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("decode_tokens_per_s", "decode tok/s", "tok/s", True, 2),
-    Metric("prefill_tokens_per_s", "prefill tok/s", "tok/s", True, 2),
+    Metric("decode_tokens_per_s", "decode rate", "tok/s", True, 2),
+    Metric("prefill_tokens_per_s", "prefill rate", "tok/s", True, 2),
     Metric("ttft_ms", "time to first token", "ms", False, 3),
     Metric("token_latency_ms_p50", "token latency p50", "ms", False, 3),
     Metric("token_latency_ms_p95", "token latency p95", "ms", False, 3),
     Metric("peak_ram_bytes", "peak RAM", "bytes", False, 0, "memory", ("peak_ram_bytes",), "max"),
-    Metric("decode_instructions_per_token", "instructions / token", "instr", False, 0),
+    Metric("decode_instructions_per_token", "instructions per decoded token", "", False, 0),
     Metric("energy_mj_per_token", "energy per token", "mJ", False, 3),
     Metric("avg_power_mw", "average power", "mW", False, 1, "power", ("power_mw", "avg_power_mw", "mw"), "mean"),
     Metric("max_temp_c", "max temperature", "°C", False, 1, "temperature",

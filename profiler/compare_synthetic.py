@@ -59,6 +59,7 @@ class Synthetic:
     power: bool = False  # add `power` samples (power_mw)
     temperature: bool = False  # add `temperature` samples (temp_c)
     extra_memory: int = 0  # bytes added to the arena, for a memory regression
+    kernels: dict[str, float] | None = None  # a `kernels` sample: instructions per decode step by part
 
 
 def _records(spec: Synthetic) -> list[Record]:
@@ -76,7 +77,6 @@ def _records(spec: Synthetic) -> list[Record]:
               "peak_ram_bytes": MEMORY["peak_ram_bytes"] + spec.extra_memory}
     ticks = 10_000_000
     reps: list[RepetitionRecord] = []
-    latencies: list[float] = []
     stop = spec.repetitions // 2 if spec.status in ("failed", "interrupted") else None
     for index in range(spec.warmup + spec.repetitions):
         warm = index < spec.warmup
@@ -101,6 +101,8 @@ def _records(spec: Synthetic) -> list[Record]:
                 records.append(SampleRecord("temperature", rep, warm, int(stamp), {"temp_c": 40 + index + 0.01 * i}))
         end = int(stamps[-1])
         records.append(SampleRecord("memory", rep, warm, end + 1000, dict(memory)))
+        if spec.kernels and not warm and rep == 0:
+            records.append(SampleRecord("kernels", rep, warm, end + 1000, dict(spec.kernels), source="exec-log"))
         for name, a, b in (("prefill", start, int(stamps[0])), ("decode", int(stamps[0]), end)):
             records.append(PhaseRecord(name, 0, 0.0, rep, warm, (b - a) * 1e3 / TIMER_HZ, a, b))
         steps = np.diff(stamps) * 1e3 / TIMER_HZ
@@ -117,14 +119,12 @@ def _records(spec: Synthetic) -> list[Record]:
         records.append(record)
         if not warm:
             reps.append(record)
-            latencies += list(steps) if record.valid else []
         ticks = end + TIMER_HZ // 100
-    records += _closing(spec, reps, latencies, memory)
+    records += _closing(spec, reps, memory)
     return records
 
 
-def _closing(spec: Synthetic, reps: list[RepetitionRecord], latencies: list[float],
-             memory: dict[str, int]) -> list[Record]:
+def _closing(spec: Synthetic, reps: list[RepetitionRecord], memory: dict[str, int]) -> list[Record]:
     closing: list[Record] = []
     reasons = [f"repetition {r.repetition}: {why}" for r in reps for why in r.reasons]
     status = spec.status
@@ -136,14 +136,16 @@ def _closing(spec: Synthetic, reps: list[RepetitionRecord], latencies: list[floa
     valid = status == "ok"
     decode = [r.decode_tokens_per_s for r in reps if r.decode_tokens_per_s is not None]
     summary = SummaryRecord(status=status, valid=valid, reasons=reasons, repetitions=len(reps),
-                            tokens_generated=sum(r.tokens_generated for r in reps))
+                            tokens_generated=sum(r.tokens_generated for r in reps), text=reps[0].text if reps else "")
     if valid:
         summary = replace(
             summary, decode_tokens_per_s=median(decode), decode_tokens_per_s_min=min(decode),
             decode_tokens_per_s_max=max(decode), decode_tokens_per_s_stddev=stddev(decode),
             prefill_tokens_per_s=median([r.prefill_tokens_per_s for r in reps]),
-            ttft_ms=median([r.ttft_ms for r in reps]), token_latency_ms_p50=percentile(latencies, 50),
-            token_latency_ms_p95=percentile(latencies, 95), peak_ram_bytes=memory["peak_ram_bytes"],
+            ttft_ms=median([r.ttft_ms for r in reps]),
+            token_latency_ms_p50=median([r.token_latency_ms_p50 for r in reps if r.token_latency_ms_p50 is not None]),
+            token_latency_ms_p95=median([r.token_latency_ms_p95 for r in reps if r.token_latency_ms_p95 is not None]),
+            peak_ram_bytes=memory["peak_ram_bytes"],
             static_ram_bytes=memory["static_ram_bytes"], arena_used_bytes=memory["arena_used_bytes"],
             stack_peak_bytes=memory["stack_peak_bytes"], kv_cache_bytes=memory["kv_cache_bytes"],
             reference_match=True, device_ms=sum(r.device_ms for r in reps))  # fmt: skip

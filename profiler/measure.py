@@ -143,11 +143,10 @@ def summarise_session(
         status = "ok" if valid else "invalid"
     good = [r for r in records if r.valid]
     decode = [r.decode_tokens_per_s for r in good if r.decode_tokens_per_s is not None]
-    latencies = [
-        (b.ticks - a.ticks) * 1e3 / rep.timer_hz
-        for rep in reps if rep.record is not None and rep.record.valid
-        for a, b in pairwise(rep.tokens)
-    ]  # fmt: skip
+    # One percentile definition everywhere (docs/jsonl.md): NumPy's linear percentile of each repetition's
+    # decode steps, then the median over repetitions, like every other figure here and in `compare`.
+    p50 = [r.token_latency_ms_p50 for r in good if r.token_latency_ms_p50 is not None]
+    p95 = [r.token_latency_ms_p95 for r in good if r.token_latency_ms_p95 is not None]
     memory = [r.memory for r in reps if r.memory is not None]
     peak = max(memory, key=lambda m: m.static_ram_bytes + m.arena_used_bytes + m.stack_peak_bytes, default=None)
     ipt = [r.decode_instructions_per_token for r in good if r.decode_instructions_per_token is not None]
@@ -163,8 +162,8 @@ def summarise_session(
         decode_tokens_per_s_stddev=stddev(decode) if valid else None,
         prefill_tokens_per_s=median([r.prefill_tokens_per_s for r in good]) if valid else None,
         ttft_ms=median([r.ttft_ms for r in good]) if valid else None,
-        token_latency_ms_p50=percentile(latencies, 50) if valid else None,
-        token_latency_ms_p95=percentile(latencies, 95) if valid else None,
+        token_latency_ms_p50=median(p50) if valid else None,
+        token_latency_ms_p95=median(p95) if valid else None,
         peak_ram_bytes=(peak.static_ram_bytes + peak.arena_used_bytes + peak.stack_peak_bytes) if peak else None,
         static_ram_bytes=peak.static_ram_bytes if peak else None,
         arena_used_bytes=peak.arena_used_bytes if peak else None,

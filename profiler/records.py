@@ -58,6 +58,7 @@ class SessionHeader(Record):
     firmware_sections: dict[str, int] | None = None
     emulator: dict[str, Any] | None = None
     arithmetic: str | None = None  # the board's forward pass: "f32" or "fixed-point" (HELLO bit 5)
+    model_config: dict[str, Any] | None = None  # the model's shape (ModelConfig), so reports need no model file
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class TokenRecord(Record):
     text: str
     ticks: int
     device_ms: float
+    # Energy since the previous token (token 0: since prefill start), when power is known (docs/power.md).
+    energy_mj: float | None = None
 
 
 @dataclass(frozen=True)

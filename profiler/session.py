@@ -38,6 +38,7 @@ from profiler.errors import (
 )
 from profiler.firmware import FirmwareImage
 from profiler.measure import RepetitionEvents, summarise_repetition, summarise_session
+from profiler.models.format import read_header
 from profiler.protocol import (
     MODEL_STATUS_TEXT,
     PROTOCOL_VERSION,
@@ -206,6 +207,7 @@ class Session:
             firmware_sections=fw.sections if fw else None,
             emulator=emulator,
             arithmetic=("fixed-point" if self._fixed_point() else "f32") if hello else None,
+            model_config=dataclasses.asdict(read_header(self.model.path).config) if self.model.path.is_file() else None,
         )
         self._header_written = True
         self._emit(header)
@@ -439,6 +441,7 @@ class Session:
         self._link.send(MsgType.RUN, run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens),
                                                  flags=flags, sample_period_us=period_us))
         prev = s.prompt_tokens[-1]
+        held: list[TokenRecord] = []
         # Byte-fallback tokens can split one UTF-8 character across tokens.
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for event in self._events(EVENT_TIMEOUT_S, f"repetition {rep}"):
@@ -455,11 +458,15 @@ class Session:
                 prev = event.token_id
                 events.tokens.append(event)
                 events.texts.append(text)
-                self._emit(TokenRecord(
+                token = TokenRecord(
                     repetition=rep, warmup=warmup, index=event.index, position=event.pos,
                     token_id=event.token_id, text=text, ticks=event.ticks,
                     device_ms=events.ms_since_start(event.ticks),
-                ))  # fmt: skip
+                )  # fmt: skip
+                if self.target.power is None:
+                    self._emit(token)
+                else:  # written with its energy once the repetition's power is known
+                    held.append(token)
             elif isinstance(event, MemorySample):
                 events.memory = event
                 self._emit(SampleRecord(kind="memory", repetition=rep, warmup=warmup, ticks=event.ticks, values={
@@ -489,7 +496,12 @@ class Session:
                 ))  # fmt: skip
         record, extra = device_telemetry(record, events, emulated=self.emulated)
         if self.target.power is not None:
-            record, more = with_telemetry(record, self.target.power, events)
+            try:
+                record, more = with_telemetry(record, self.target.power, events, held)
+            except ProfilerError:
+                for token in held:  # the meter failed: the tokens still reach the file, without energy
+                    self._emit(token)
+                raise
             extra += more
         for item in [*extra, *over_temperature(record)]:
             self._emit(item)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ from profiler.power.energy import (
     sync_windows,
 )
 from profiler.protocol import RUN_FLAG_POWER, CpuPhase, CpuUsage, PhaseMark, PowerReading, Temperature
-from profiler.records import EventRecord, Record, RepetitionRecord, SampleRecord
+from profiler.records import EventRecord, Record, RepetitionRecord, SampleRecord, TokenRecord
 from profiler.stats import median
 
 OVER_TEMPERATURE_C = 85.0
@@ -302,12 +303,24 @@ def board_models(board: Any) -> tuple[PowerModel, ThermalModel] | None:
             ThermalModel(board.ambient_c, board.thermal_resistance_c_per_w, board.thermal_time_constant_s))
 
 
-def with_telemetry(record: RepetitionRecord, source: PowerSource, events: RepetitionEvents) -> tuple[
-        RepetitionRecord, list[Record]]:
-    """The repetition record with its energy and temperature, and the records to write before it."""
+def token_energies(tokens: Sequence[TokenRecord], energy: TokenEnergy | None) -> list[TokenRecord]:
+    """Token records with `energy_mj`: token i >= 1 the energy since token i-1, token 0 its prefill's."""
+    if energy is None or len(energy.per_token_mj) != len(tokens) - 1:
+        return list(tokens)
+    per_token = [energy.prefill_mj, *energy.per_token_mj]
+    return [dataclasses.replace(t, energy_mj=mj) for t, mj in zip(tokens, per_token, strict=True)]
+
+
+def with_telemetry(record: RepetitionRecord, source: PowerSource, events: RepetitionEvents,
+                   tokens: Sequence[TokenRecord] = ()) -> tuple[RepetitionRecord, list[Record]]:
+    """The repetition record with its energy and temperature, and the records to write before it.
+
+    `tokens` are the repetition's token records, held back until their energy is known; they come
+    back first among the records to write, each with its `energy_mj`.
+    """
     result = repetition_telemetry(source, events)
-    extra: list[Record] = list(result.samples)
     energy = result.energy
+    extra: list[Record] = [*token_energies(tokens, energy), *result.samples]
     return dataclasses.replace(
         record,
         energy_mj_per_token=energy.mj_per_token if energy else None,

@@ -119,7 +119,7 @@ def test_ten_percent_slowdown_fails_the_gate(tmp_path: Path, capsys: pytest.Capt
     b = _write(tmp_path, "b", seed=2, decode_scale=0.9)
     assert main(["compare", str(a), str(b), "--fail-on-regression", "--threshold", "5%"]) == 1
     out = capsys.readouterr().out
-    assert "regression" in out and "decode tok/s" in out
+    assert "regression" in out and "decode rate (tok/s)" in out
     assert main(["compare", str(a), str(b), "--threshold", "5%"]) == 0  # without the flag: a report only
 
 
@@ -287,12 +287,12 @@ def test_real_runs_markdown_table_and_gate_passes(real_runs: tuple[Path, Path],
     a, b = real_runs
     assert main(["compare", str(a), str(b), "--format", "md", "--fail-on-regression", "--threshold", "5%"]) == 0
     out = capsys.readouterr().out
-    assert "| metric |" in out and "CI [" in out and "+0.0% p=1" in out
-    assert "gate: 0 regressions" in out and "instructions / token" in out
+    assert "| metric |" in out and "CI [" in out and "unchanged" in out and "+0.0%" not in out
+    assert "gate: 0 regressions" in out and "instructions per decoded token" in out
     comparison = compare_runs([a, b])
     decode = comparison.stats.loc[("decode_tokens_per_s", comparison.columns[0].label)]
     assert decode["n"] == 5 and decode["stddev"] == 0 and decode["ci_low"] == decode["ci_high"] > 0
-    assert not comparison.regressions and all(v.p_value == 1.0 for v in comparison.verdicts)
+    assert not comparison.regressions and all(v.p_value == 1.0 and v.unchanged for v in comparison.verdicts)
     assert all(math.isfinite(v.delta or 0) for v in comparison.verdicts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from profiler.api import RunOptions, plan_run
 from profiler.emulated_telemetry import EmulatedBoardModel, Interval, PowerModel, ThermalModel
+from profiler.errors import LinkTimeout
 from profiler.sinks.jsonl import read_jsonl
 from profiler.telemetry import ModelPower
 from tests.fakes.ppk2 import RATE_HZ, Waveform
@@ -121,4 +123,33 @@ def test_ppk2_stand_in_at_full_rate_gives_energy_of_what_it_fed(tmp_path: Path, 
         t1 = first + (tokens[-1] - decode["start_ticks"]) * scale
         fed_mj = waveform.charge_c(round(t0), round(t1)) * 3.3 * 1e3
         assert rep["energy_mj_per_token"] * (len(tokens) - 1) == pytest.approx(fed_mj, rel=0.01)
+        # Each token record carries its own share: the energy fed between it and the token before.
+        token_mj = [r["energy_mj"] for r in records if r["type"] == "token" and r["repetition"] == rep["repetition"]
+                    and r["warmup"] == rep["warmup"]][1:]
+        fed_each = [waveform.charge_c(round(first + (a - decode["start_ticks"]) * scale),
+                                      round(first + (b - decode["start_ticks"]) * scale)) * 3.3e3
+                    for a, b in itertools.pairwise(tokens)]
+        assert token_mj == pytest.approx(fed_each, rel=0.05, abs=1e-3)
     assert RATE_HZ == 100_000
+
+
+def test_a_meter_without_pulses_fails_the_session_but_keeps_its_tokens(tmp_path: Path, firmware_image: object) -> None:
+    # No sync pulse ever: the meter cannot place the decode, the session stops with a link error, and the
+    # token records held back for their energy are still written (without it) before the error record.
+    meter = subprocess.Popen([sys.executable, "-c", STAND_IN, "()"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert meter.stdout is not None
+        port = meter.stdout.readline().strip()
+        session, path = plan_run(RunOptions(device="stm32", model="demo", out=tmp_path, emulate=True,
+                                            power=f"ppk2:{port}?voltage_mv=3300"))
+        with pytest.raises(LinkTimeout, match="no decode pulse"):
+            session.run()
+    finally:
+        meter.communicate("", timeout=30)
+    records = read_jsonl(path)
+    assert records[-1]["type"] == "summary" and records[-1]["status"] == "failed"
+    tokens = [r for r in records if r["type"] == "token"]
+    assert len(tokens) == session.settings.tokens and all(t["energy_mj"] is None for t in tokens)
+    kinds = [r["type"] for r in records]
+    assert kinds.index("error") > max(i for i, kind in enumerate(kinds) if kind == "token")

@@ -41,7 +41,7 @@ CORE_MACS_PER_CYCLE: dict[str, tuple[float, str]] = {
     "xtensa-lx6": (1.0, "MAC16 unit: one 16-bit MAC a cycle"),
     "xtensa-lx7": (16.0, "PIE SIMD (EE.VMULAS.S8): sixteen int8 MACs a cycle"),
 }
-_DEFAULT_MACS = (1.0, "assumed one MAC a cycle (core not in the table)")
+DEFAULT_MACS = (1.0, "assumed one MAC a cycle (core not in the table)")
 
 # Sustained sequential read bandwidth of the memory the model is read from, bytes per second.
 FLASH_BANDWIDTH: dict[str, tuple[float, str]] = {
@@ -144,7 +144,7 @@ def board_fit(board: BoardProfile, header: ModelHeader, build_firmware: bool = T
             source = f"firmware ELF {image.firmware_id} (__arena_start..__arena_end)"
         except ProfilerError as exc:
             source = f"board profile estimate ({str(exc).split(';')[0]})"
-    macs, macs_note = CORE_MACS_PER_CYCLE.get(board.core, _DEFAULT_MACS)
+    macs, macs_note = CORE_MACS_PER_CYCLE.get(board.core, DEFAULT_MACS)
     bandwidth, flash_note = FLASH_BANDWIDTH.get(board.name, (None, "flash bandwidth unknown for this board"))
     return BoardFit(board, header.file_bytes, arena, static, max(board.sram_bytes - static - arena, 0), source,
                     macs, macs_note, bandwidth, flash_note)

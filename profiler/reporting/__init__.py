@@ -1,0 +1,1 @@
+"""What `report` and `compare` draw and write: labels, figures, the HTML report and trace-event export."""
