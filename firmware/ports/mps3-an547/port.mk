@@ -9,5 +9,5 @@ PORT_SRC += ports/common/libc.c
 PORT_SRC += ports/common/ina226_standin.c
 # Helium kernels by default (core/matmul_mve.c, core/forward_mve.c); the
 # M4/M7 DSP set and the plain C one also build for this core.
-KERNEL_VARIANTS := dsp portable
-KERNELS ?= dsp
+KERNEL_VARIANTS := helium dsp portable
+KERNELS ?= helium
