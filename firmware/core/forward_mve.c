@@ -93,7 +93,18 @@ static void quantize(QVector *qx, const float *x, int n, int group_size) {
             for (i = 0; i < len; i++) qg[i] = 0;
             continue;
         }
-        for (i = 0; i < len; i++) qg[i] = (int8_t)quantize_one(xg[i], scale);
+        /* v = x / scale in scalar (Helium has no division), the rounding on
+         * four lanes: r = min(floor(|v| + 0.5), 127) (VCVT truncates, and
+         * |v| + 0.5 >= 0), the sign of x put back as (r ^ m) - m */
+        i = 0;
+        for (; i + 4 <= len; i += 4) {
+            float v[4] = {xg[i] / scale, xg[i + 1] / scale, xg[i + 2] / scale, xg[i + 3] / scale};
+            int32x4_t r = vcvtq_s32_f32(vaddq_n_f32(vabsq_f32(vld1q_f32(v)), 0.5f));
+            r = vminq_s32(r, vdupq_n_s32(127));
+            int32x4_t m = vshrq_n_s32(vld1q_s32((const int32_t *)(const void *)(xg + i)), 31);
+            vstrbq_s32(qg + i, vsubq_s32(veorq_s32(r, m), m));
+        }
+        for (; i < len; i++) qg[i] = (int8_t)quantize_one(xg[i], scale);
     }
 }
 
