@@ -96,3 +96,15 @@ def test_every_kernel_set_gives_the_reference_logits_bit_for_bit(tmp_path: Path,
             assert summary.quality["text_tokens"] == config.seq_len
             tokens = [r["token_id"] for r in records if r["type"] == "token"]
             assert tokens == Reference(model).generate(records[0]["prompt_tokens"], 12, 0.0, 0)
+
+
+def test_model_fit_prints_one_row_per_board_with_fit_and_ceilings() -> None:
+    from platforms.boards import BOARDS
+
+    result = subprocess.run([*CLI, "model", "fit", "demo"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[1:-1]}
+    assert set(rows) == {b.name for b in BOARDS}
+    assert rows["mps3-an547"][-3] == "yes" and rows["gd32vf103"][-3] == "NO"  # 297 KB of demo in a 64 KB region: no
+    assert float(rows["stm32n657"][-2].replace(",", "")) > float(rows["stm32h743"][-2].replace(",", ""))
