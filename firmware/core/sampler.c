@@ -43,9 +43,15 @@ int tp_argmax(const float *x, int n) {
 }
 #else
 int tp_argmax(const float *x, int n) {
+    /* the running maximum stays in a register (it is x[best] exactly) */
     int best = 0;
+    float max = x[0];
     for (int i = 1; i < n; i++) {
-        if (x[i] > x[best]) best = i; /* strict: the first maximum wins */
+        float v = x[i];
+        if (v > max) { /* strict: the first maximum wins */
+            best = i;
+            max = v;
+        }
     }
     return best;
 }
