@@ -128,10 +128,21 @@ static float scores(float *att, const int8_t *q, const int8_t *k, const float *k
                     int head_size, float qscale) {
     uint32x4_t soff = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)sstride);
     float32x4_t vmax = vdupq_n_f32(-__builtin_inff());
+    /* head size 8 (the acceptance shape): q widened once, one load and one
+     * VMLADAV per position */
+    int16x8_t q16 = head_size == 8 ? vldrbq_s16(q) : vdupq_n_s16(0);
     for (int t = 0; t < n; t += 4) {
         int32_t d[4] = {0, 0, 0, 0};
         int m = n - t < 4 ? n - t : 4;
-        for (int j = 0; j < m; j++) d[j] = dot_mve(q, k + (size_t)(t + j) * (size_t)kstride, head_size);
+        const int8_t *kt = k + (size_t)t * (size_t)kstride;
+        if (head_size == 8 && m == 4) {
+            d[0] = vmladavq_s16(vldrbq_s16(kt), q16);
+            d[1] = vmladavq_s16(vldrbq_s16(kt + kstride), q16);
+            d[2] = vmladavq_s16(vldrbq_s16(kt + 2 * kstride), q16);
+            d[3] = vmladavq_s16(vldrbq_s16(kt + 3 * kstride), q16);
+        } else {
+            for (int j = 0; j < m; j++) d[j] = dot_mve(q, kt + (size_t)j * (size_t)kstride, head_size);
+        }
         mve_pred16_t p = vctp32q((uint32_t)m);
         float32x4_t a = vmulq_n_f32(vcvtq_f32_s32(vld1q_s32(d)), qscale);
         a = vmulq_f32(a, vldrwq_gather_shifted_offset_z_f32(ks + (size_t)t * (size_t)sstride, soff, p));
