@@ -29,13 +29,16 @@ BOARDS = {
     "m7": ("mps2-an500", "mps2-an500", "mps2-an500", "cortex-m7", 480_000_000, 25_000_000, 512 * 1024),
     "m55": ("mps3-an547", "mps3-an547", "mps3-an547", "cortex-m55", 800_000_000, 32_000_000, 2 * 1024 * 1024),
 }
-# The acceptance model's layer shape (head size 8, grouped-query attention, groups of 32), and an awkward
-# one: head size 12, one kv head, groups of 16 that end in a short one (hidden 75), 301 classifier rows.
+# The acceptance model's layer shape (head size 8, grouped-query attention, groups of 32), and awkward
+# ones: head size 12, one kv head, groups of 16 that end in a short one (hidden 75), 301 classifier rows.
 SHAPES = {
     "gs32": ModelConfig(dim=64, hidden_dim=96, n_layers=1, n_heads=8, n_kv_heads=4, vocab_size=301,
                         seq_len=32, group_size=32, shared_classifier=False),
     "gs16": ModelConfig(dim=48, hidden_dim=75, n_layers=2, n_heads=4, n_kv_heads=1, vocab_size=301,
                         seq_len=32, group_size=16, shared_classifier=False),
+    # groups of 64 with a last one of 32 (hidden 160), head size 32 (two 16-lane q.k chunks, the generic att.v)
+    "gs64": ModelConfig(dim=128, hidden_dim=160, n_layers=1, n_heads=4, n_kv_heads=2, vocab_size=301,
+                        seq_len=32, group_size=64, shared_classifier=False),
 }
 
 
