@@ -268,7 +268,21 @@ static void swiglu(float *hb, const float *hb2, int n) {
         e = vpselq_f32(vdupq_n_f32(0.0f), e, vcmpltq_n_f32(x, -80.0f));
         float den[4];
         vst1q_f32(den, vaddq_n_f32(e, 1.0f));
-        for (int k = 0; k < 4; k++) hb[i + k] = (hb[i + k] / den[k]) * hb2[i + k];
+        /* hb / den lane by lane (scalar VDIV into q2's lanes), times hb2 */
+        __asm volatile(
+            "vldrw.u32 q0, [%[hb]]\n\t"
+            "vldrw.u32 q1, [%[den]]\n\t"
+            "vdiv.f32 s8, s0, s4\n\t"
+            "vdiv.f32 s9, s1, s5\n\t"
+            "vdiv.f32 s10, s2, s6\n\t"
+            "vdiv.f32 s11, s3, s7\n\t"
+            "vldrw.u32 q3, [%[hb2]]\n\t"
+            "vmul.f32 q2, q2, q3\n\t"
+            "vstrw.32 q2, [%[hb]]"
+            :
+            : [hb] "r"(hb + i), [hb2] "r"(hb2 + i), [den] "r"(den)
+            : "memory", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13",
+              "s14", "s15");
     }
     for (; i < n; i++) {
         float val = hb[i];
