@@ -242,6 +242,40 @@ static void head_portable(float *out, float *att, const int8_t *q, const int8_t 
     }
 }
 
+/* RoPE: each (even, odd) pair of a head rotated by its angle,
+ *     v0' = v0 * c - v1 * s,  v1' = v0 * s + v1 * c
+ * four pairs at a time, VLD2 splitting the pairs into evens and odds (the
+ * table's (cos, sin) pairs likewise). head_size a multiple of 8. */
+static void rope_mve(float *v, const float *rope, int n, int head_size) {
+    for (int h = 0; h < n; h += head_size) {
+        for (int p = 0; p < head_size; p += 8) {
+            float32x4x2_t x = vld2q_f32(v + h + p);
+            float32x4x2_t cs = vld2q_f32(rope + p);
+            float32x4x2_t y;
+            y.val[0] = vsubq_f32(vmulq_f32(x.val[0], cs.val[0]), vmulq_f32(x.val[1], cs.val[1]));
+            y.val[1] = vaddq_f32(vmulq_f32(x.val[0], cs.val[1]), vmulq_f32(x.val[1], cs.val[0]));
+            vst2q_f32(v + h + p, y);
+        }
+    }
+}
+
+/* transformer.c's loop, for other head sizes */
+static void rope_scalar(float *q, float *k, const float *rope, int dim, int kv_dim, int head_size) {
+    for (int i = 0; i < dim; i += 2) {
+        int j = (i % head_size) / 2;
+        float fcr = rope[2 * j];
+        float fci = rope[2 * j + 1];
+        float q0 = q[i], q1 = q[i + 1];
+        q[i] = q0 * fcr - q1 * fci;
+        q[i + 1] = q0 * fci + q1 * fcr;
+        if (i < kv_dim) {
+            float k0 = k[i], k1 = k[i + 1];
+            k[i] = k0 * fcr - k1 * fci;
+            k[i + 1] = k0 * fci + k1 * fcr;
+        }
+    }
+}
+
 /* ----------------------------------------------------------------------------
  * Forward pass */
 
@@ -330,18 +364,11 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
         matmul(c, s->q, &s->xq, &wq, dim, dim, gs);
         matmul(c, k, &s->xq, &wk, kv_dim, dim, gs);
 
-        for (int i = 0; i < dim; i += 2) {
-            int j = (i % head_size) / 2;
-            float fcr = rope[2 * j];
-            float fci = rope[2 * j + 1];
-            float q0 = s->q[i], q1 = s->q[i + 1];
-            s->q[i] = q0 * fcr - q1 * fci;
-            s->q[i + 1] = q0 * fci + q1 * fcr;
-            if (i < kv_dim) {
-                float k0 = k[i], k1 = k[i + 1];
-                k[i] = k0 * fcr - k1 * fci;
-                k[i + 1] = k0 * fci + k1 * fcr;
-            }
+        if (head_size % 8 == 0) {
+            rope_mve(s->q, rope, dim, head_size);
+            rope_mve(k, rope, kv_dim, head_size);
+        } else {
+            rope_scalar(s->q, k, rope, dim, kv_dim, head_size);
         }
 
         QVector kq = {s->key_cache + slot * (size_t)kv_dim, s->key_scale + slot * (size_t)c->n_kv_heads};
