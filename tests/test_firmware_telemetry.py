@@ -30,7 +30,7 @@ PROMPT = [1, 403, 89, 12]
 Case = tuple[str, str, bool, bool, int]
 Board = tuple[SerialLink, p.Hello, Case]
 BOARDS: list[Case] = [("stm32f405", "stm32f4", True, True, 132_000), ("riscv", "riscv-virt", False, False, 99_750),
-                       ("m55", "mps3-an547", False, False, 330_000)]
+                       ("m7", "mps2-an500", False, False, 396_000), ("m55", "mps3-an547", False, False, 330_000)]
 
 
 @pytest.fixture(scope="module", params=BOARDS, ids=[b[0] for b in BOARDS])
