@@ -151,21 +151,64 @@ static float scores(float *att, const int8_t *q, const int8_t *k, const float *k
                     int head_size, float qscale) {
     uint32x4_t soff = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)sstride);
     float32x4_t vmax = vdupq_n_f32(-__builtin_inff());
-    /* head size 8 (the acceptance shape): q widened once, one load and one
-     * VMLADAV per position */
-    int16x8_t q16 = head_size == 8 ? vldrbq_s16(q) : vdupq_n_s16(0);
-    for (int t = 0; t < n; t += 4) {
+    int t = 0;
+    if (head_size == 8 && n >= 4) {
+        /* head size 8 (the llama2.c-sized models): whole blocks of four
+         * positions in one loop, q widened once, one load and one VMLADAV
+         * per position, the float steps of the block on one vector */
+        struct { int16x8_t q16; uint32x4_t soff; float32x4_t vmax; } blk = {vldrbq_s16(q), soff, vmax};
+        union { float f; uint32_t u; } qs = {qscale};
+        register int32_t a0 __asm__("r0"), a1 __asm__("r2"), a2 __asm__("r4"), a3 __asm__("r6");
+        register const int8_t *pk __asm__("r1") = k;
+        register int pks __asm__("r3") = kstride;
+        register uint32_t pqs __asm__("r5") = qs.u;
+        register const float *psb __asm__("r8") = ks;
+        register int pss __asm__("r9") = 16 * sstride;
+        register float *patt __asm__("r10") = att;
+        register void *pblk __asm__("r11") = &blk;
+        register int pnb __asm__("r12") = n / 4;
+        __asm volatile(
+            "vldrw.u32 q0, [%[blk]]\n\t"
+            "vldrw.u32 q1, [%[blk], #16]\n\t"
+            "vldrw.u32 q4, [%[blk], #32]\n\t"
+            "dls lr, %[nb]\n"
+            "1:\n\t"
+            "vldrb.s16 q2, [%[k]]\n\t"
+            "add %[k], %[k], %[ks]\n\t"
+            "vmladav.s16 %[a0], q2, q0\n\t"
+            "vldrb.s16 q2, [%[k]]\n\t"
+            "add %[k], %[k], %[ks]\n\t"
+            "vmladav.s16 %[a1], q2, q0\n\t"
+            "vldrb.s16 q2, [%[k]]\n\t"
+            "add %[k], %[k], %[ks]\n\t"
+            "vmladav.s16 %[a2], q2, q0\n\t"
+            "vldrb.s16 q2, [%[k]]\n\t"
+            "add %[k], %[k], %[ks]\n\t"
+            "vmladav.s16 %[a3], q2, q0\n\t"
+            "vmov q3[2], q3[0], %[a0], %[a2]\n\t"
+            "vmov q3[3], q3[1], %[a1], %[a3]\n\t"
+            "vcvt.f32.s32 q3, q3\n\t"
+            "vmul.f32 q3, q3, %[qs]\n\t"
+            "vldrw.u32 q2, [%[sb], q1, uxtw #2]\n\t"
+            "add %[sb], %[sb], %[ss]\n\t"
+            "vmul.f32 q3, q3, q2\n\t"
+            "vstrw.32 q3, [%[att]], #16\n\t"
+            "vmaxnm.f32 q4, q4, q3\n\t"
+            "le lr, 1b\n\t"
+            "vstrw.32 q4, [%[blk], #32]"
+            : [k] "+&r"(pk), [sb] "+&r"(psb), [att] "+&r"(patt), [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2),
+              [a3] "=&r"(a3)
+            : [ks] "r"(pks), [qs] "r"(pqs), [ss] "r"(pss), [blk] "r"(pblk), [nb] "r"(pnb)
+            : "lr", "memory", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+              "s13", "s14", "s15", "s16", "s17", "s18", "s19");
+        vmax = blk.vmax;
+        t = n & ~3;
+    }
+    for (; t < n; t += 4) {
         int32_t d[4] = {0, 0, 0, 0};
         int m = n - t < 4 ? n - t : 4;
         const int8_t *kt = k + (size_t)t * (size_t)kstride;
-        if (head_size == 8 && m == 4) {
-            d[0] = vmladavq_s16(vldrbq_s16(kt), q16);
-            d[1] = vmladavq_s16(vldrbq_s16(kt + kstride), q16);
-            d[2] = vmladavq_s16(vldrbq_s16(kt + 2 * kstride), q16);
-            d[3] = vmladavq_s16(vldrbq_s16(kt + 3 * kstride), q16);
-        } else {
-            for (int j = 0; j < m; j++) d[j] = dot_mve(q, kt + (size_t)j * (size_t)kstride, head_size);
-        }
+        for (int j = 0; j < m; j++) d[j] = dot_mve(q, kt + (size_t)j * (size_t)kstride, head_size);
         mve_pred16_t p = vctp32q((uint32_t)m);
         float32x4_t a = vmulq_n_f32(vcvtq_f32_s32(vld1q_s32(d)), qscale);
         a = vmulq_f32(a, vldrwq_gather_shifted_offset_z_f32(ks + (size_t)t * (size_t)sstride, soff, p));
