@@ -255,6 +255,25 @@ static void values(float *out, const float *e, float sum, const int8_t *v, const
     }
 }
 
+/* values() for two query heads of one kv head, head size 8: each int8 value
+ * converted once for both; per head the operations of values() in order */
+static void values2(float *out_a, float *out_b, const float *e_a, const float *e_b, float sum_a, float sum_b,
+                    const int8_t *v, const float *vs, int n, int kstride, int sstride) {
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = vdupq_n_f32(0.0f), b0 = vdupq_n_f32(0.0f), b1 = vdupq_n_f32(0.0f);
+    for (int t = 0; t < n; t++, v += kstride, vs += sstride) {
+        float wa = (e_a[t] / sum_a) * *vs, wb = (e_b[t] / sum_b) * *vs;
+        float32x4_t v0 = vcvtq_f32_s32(vldrbq_s32(v)), v1 = vcvtq_f32_s32(vldrbq_s32(v + 4));
+        a0 = vaddq_f32(a0, vmulq_n_f32(v0, wa));
+        a1 = vaddq_f32(a1, vmulq_n_f32(v1, wa));
+        b0 = vaddq_f32(b0, vmulq_n_f32(v0, wb));
+        b1 = vaddq_f32(b1, vmulq_n_f32(v1, wb));
+    }
+    vst1q_f32(out_a, a0);
+    vst1q_f32(out_a + 4, a1);
+    vst1q_f32(out_b, b0);
+    vst1q_f32(out_b + 4, b1);
+}
+
 /* The scalar loops of transformer.c, for head sizes that are not a
  * multiple of 8. */
 static void head_portable(float *out, float *att, const int8_t *q, const int8_t *k, const float *ks,
@@ -423,7 +442,8 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
 
         size_t lslot = (size_t)l * (size_t)c->seq_len;
         int n_pos = pos + 1;
-        for (int h = 0; h < c->n_heads; h++) {
+        int pairs = kv_mul % 2 == 0 && head_size == 8; /* two query heads share one pass over the values */
+        for (int h = 0; h < c->n_heads; h += 1 + pairs) {
             int kh = h / kv_mul;
             size_t first = lslot * (size_t)kv_dim + (size_t)kh * (size_t)head_size;
             size_t sfirst = lslot * (size_t)c->n_kv_heads + (size_t)kh;
@@ -439,6 +459,15 @@ float *tp_forward(Transformer *t, int token, int pos, int want_logits) {
             float max = scores(att, qh, s->key_cache + first, s->key_scale + sfirst, n_pos, kv_dim, c->n_kv_heads,
                                head_size, qscale);
             float sum = softmax_exps(att, n_pos, max);
+            if (pairs) {
+                float *att_b = att + c->seq_len;
+                float max_b = scores(att_b, qh + head_size, s->key_cache + first, s->key_scale + sfirst, n_pos, kv_dim,
+                                     c->n_kv_heads, head_size, s->qq.s[h + 1] / att_div);
+                float sum_b = softmax_exps(att_b, n_pos, max_b);
+                values2(out, out + head_size, att, att_b, sum, sum_b, s->value_cache + first, s->value_scale + sfirst,
+                        n_pos, kv_dim, c->n_kv_heads);
+                continue;
+            }
             values(out, att, sum, s->value_cache + first, s->value_scale + sfirst, n_pos, kv_dim, c->n_kv_heads,
                    head_size);
         }
