@@ -53,7 +53,29 @@ static inline __attribute__((always_inline)) float32x4_t exp4_core(float32x4_t x
 
 static void rmsnorm(float *out, const float *x, const float *w, int n) {
     float ss = 0.0f;
-    for (int j = 0; j < n; j++) ss = ss + x[j] * x[j];
+    int n4 = n / 4;
+    if (n4 > 0) {
+        /* four elements a pass loaded as a vector; squares and sum on its
+         * lanes in scalar (the left-to-right order, no flush) */
+        const float *p = x;
+        __asm volatile(
+            "dls lr, %[n4]\n"
+            "1:\n\t"
+            "vldrw.u32 q0, [%[p]], #16\n\t"
+            "vmul.f32 s0, s0, s0\n\t"
+            "vmul.f32 s1, s1, s1\n\t"
+            "vmul.f32 s2, s2, s2\n\t"
+            "vmul.f32 s3, s3, s3\n\t"
+            "vadd.f32 %[ss], %[ss], s0\n\t"
+            "vadd.f32 %[ss], %[ss], s1\n\t"
+            "vadd.f32 %[ss], %[ss], s2\n\t"
+            "vadd.f32 %[ss], %[ss], s3\n\t"
+            "le lr, 1b"
+            : [p] "+&r"(p), [ss] "+&t"(ss)
+            : [n4] "r"(n4)
+            : "lr", "memory", "s0", "s1", "s2", "s3");
+    }
+    for (int j = 4 * n4; j < n; j++) ss = ss + x[j] * x[j];
     ss = ss / (float)n;
     ss = ss + 1e-5f;
     ss = 1.0f / sqrt_f32(ss);
