@@ -68,6 +68,8 @@ test: setup lint lab-venv
 bench: setup
 	$(PY) benchmarks/emulated.py
 	$(PY) benchmarks/kernels.py
+	$(PY) benchmarks/helium.py
+	$(PY) benchmarks/stories15m.py
 	$(PY) benchmarks/power_ingest.py
 	$(PY) benchmarks/cycle_anchors.py
 

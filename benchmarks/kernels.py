@@ -51,10 +51,13 @@ from emulated import macs_per_token  # a sibling script: run as `python benchmar
 
 # (device, kernel set): a new variant of a port is one more line here
 BOARDS: tuple[tuple[str, str], ...] = (("stm32", "dsp"), ("stm32", "portable"), ("riscv", "rv32"),
-                                       ("riscv", "portable"))
+                                       ("riscv", "portable"), ("m7", "dsp"), ("m55", "helium"), ("m55", "dsp"))
 # riscv's execution logs are the long ones: its shares are measured on the acceptance model only.
-TRACED_MODELS: dict[str, tuple[str, ...]] = {"riscv": ("bench int8",)}
-ADDR2LINE = {"stm32": "arm-none-eabi-addr2line", "riscv": "riscv64-unknown-elf-addr2line"}
+TRACED_MODELS: dict[str, tuple[str, ...]] = {"riscv": ("bench int8",), "m7": ("bench int8",),
+                                             # QEMU 7.2 logs Helium as halfwords: benchmarks/helium.py counts m55
+                                             "m55": ()}
+ADDR2LINE = {"stm32": "arm-none-eabi-addr2line", "riscv": "riscv64-unknown-elf-addr2line",
+             "m7": "arm-none-eabi-addr2line", "m55": "arm-none-eabi-addr2line"}
 # The acceptance shape: 278,528 weight MACs per token (unshared classifier).
 BENCH_SHAPE = ModelConfig(dim=64, hidden_dim=192, n_layers=5, n_heads=8, n_kv_heads=4, vocab_size=512,
                           seq_len=64, group_size=32, shared_classifier=False)

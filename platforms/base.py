@@ -137,6 +137,7 @@ def register(cls: A) -> A:
 def _load_builtin_and_plugins() -> None:
     # Import for the side effect of @register; plugins come from entry points.
     import platforms.esp32
+    import platforms.mps
     import platforms.riscv
     import platforms.stm32  # noqa: F401
 

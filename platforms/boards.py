@@ -102,6 +102,70 @@ BOARDS: tuple[BoardProfile, ...] = (
         firmware_addr=0x0800_0000,
         flash_target="stm32h743xx",
         openocd_config=("interface/stlink.cfg", "target/stm32h7x.cfg"),
+        # The core of the emulated mps2-an500 board (below). Run ~120 mA at 480 MHz, sleep ~35 mA, 3.3 V.
+        active_mw=396.0,
+        idle_mw=115.5,
+        thermal_resistance_c_per_w=33.0,
+    ),
+    BoardProfile(
+        name="stm32n657",
+        family="stm32",
+        core="cortex-m55",
+        clock_hz=800_000_000,
+        sram_bytes=4_325_376,  # 4.125 MB of AXI SRAM; the CPU's AXISRAM1-2 are 2 MB of it
+        flash_bytes=128 * MB,  # no internal flash: the NUCLEO/DK boards' octo-SPI NOR, mapped at 0x70000000
+        model_addr=0x7100_0000,
+        model_region_bytes=64 * MB,
+        firmware_port="stm32n6",
+        reset_method="probe",
+        flasher="pyocd",  # through ST's STM32N6 pack and its external-flash algorithm
+        usb_vid_pid=(0x0483, 0x3754),  # STLINK-V3EC on NUCLEO-N657X0-Q
+        aliases=("nucleo-n657x0-q", "stm32n6"),
+        flash_base=0x7000_0000,
+        firmware_addr=0x7000_0000,
+        flash_target="stm32n657x0hxq",
+        # The core of the emulated mps3-an547 board (below). Assumed run ~100 mA at 800 MHz, sleep ~30 mA, 3.3 V.
+        active_mw=330.0,
+        idle_mw=99.0,
+        thermal_resistance_c_per_w=30.0,
+    ),
+    BoardProfile(
+        name="mps2-an500",
+        family="mps",
+        core="cortex-m7",
+        clock_hz=480_000_000,  # modelled: the STM32H743's clock, for rates at one instruction a cycle
+        sram_bytes=512 * KB,  # SSRAM2/3, sized as the H743's AXI SRAM
+        flash_bytes=2 * MB,  # SSRAM1 as the H743's flash: firmware, then the model region
+        model_addr=0x0004_0000,
+        model_region_bytes=1792 * KB,
+        firmware_port="mps2-an500",
+        reset_method="none",
+        qemu_machine="mps2-an500",
+        aliases=("m7", "an500", "cortex-m7"),
+        flash_base=0x0,
+        firmware_addr=0x0,
+        active_mw=396.0,  # the stm32h743's figures: the emulated core stands for it
+        idle_mw=115.5,
+        thermal_resistance_c_per_w=33.0,
+    ),
+    BoardProfile(
+        name="mps3-an547",
+        family="mps",
+        core="cortex-m55",
+        clock_hz=800_000_000,  # modelled: the STM32N657's clock, for rates at one instruction a cycle
+        sram_bytes=2 * MB,  # FPGA SRAM 2, sized as the N6's AXISRAM1-2
+        flash_bytes=512 * KB + 64 * MB,  # ITCM for the firmware, DDR as the octo-SPI NOR holding the model
+        model_addr=0x6000_0000,
+        model_region_bytes=64 * MB,
+        firmware_port="mps3-an547",
+        reset_method="none",
+        qemu_machine="mps3-an547",
+        aliases=("m55", "an547", "cortex-m55"),
+        flash_base=0x6000_0000,
+        firmware_addr=0x0,
+        active_mw=330.0,  # the stm32n657's figures: the emulated core stands for it
+        idle_mw=99.0,
+        thermal_resistance_c_per_w=30.0,
     ),
     BoardProfile(
         name="esp32",

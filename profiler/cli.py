@@ -378,6 +378,22 @@ def model_inspect(
     print("\n".join(report_lines(str(path), header, fit)))
 
 
+@model_app.command("fit")
+@_handled
+def model_fit(
+    model: Annotated[str, typer.Argument(help="Model file (.tpm) or a bundled model name such as demo.")],
+    build: Annotated[bool, typer.Option("--build", help="Read each arena from the built firmware ELF.")] = False,
+) -> None:
+    """One table over every board: does the model fit (flash, RAM, margins), and its tokens/s ceilings."""
+    from platforms.boards import BOARDS
+    from profiler.api import resolve_model_path
+    from profiler.models.format import read_header
+    from profiler.models.inspect import fit_table
+
+    path = resolve_model_path(model)
+    print("\n".join(fit_table(read_header(path), list(BOARDS), build_firmware=build)))
+
+
 @model_app.command("eval")
 @_handled
 def model_eval(

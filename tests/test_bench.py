@@ -88,7 +88,8 @@ repeat = 6
 def test_the_example_plans_load_and_a_runner_map_replaces_the_plans_own(tmp_path: Path) -> None:
     examples = Path(__file__).resolve().parent.parent / "examples"
     emulated = load_plan(examples / "plan-emulated.toml")
-    assert [b.device for b in emulated.boards] == ["stm32", "riscv"] and all(b.emulated for b in emulated.boards)
+    assert [b.device for b in emulated.boards] == ["stm32", "riscv", "m7", "m55"]
+    assert all(b.emulated for b in emulated.boards)
     lab = load_plan(examples / "plan-lab.toml")
     assert lab.hardware_map == examples / "hardware-map.toml"
     assert {b.name: (b.board, b.place, b.emulated) for b in lab.boards} == {

@@ -29,7 +29,8 @@ PROMPT = [1, 403, 89, 12]
 # (board, firmware port, has a temperature sensor, has a sync pin, stand-in power in uW at 3300 mV)
 Case = tuple[str, str, bool, bool, int]
 Board = tuple[SerialLink, p.Hello, Case]
-BOARDS: list[Case] = [("stm32f405", "stm32f4", True, True, 132_000), ("riscv", "riscv-virt", False, False, 99_750)]
+BOARDS: list[Case] = [("stm32f405", "stm32f4", True, True, 132_000), ("riscv", "riscv-virt", False, False, 99_750),
+                       ("m7", "mps2-an500", False, False, 396_000), ("m55", "mps3-an547", False, False, 330_000)]
 
 
 @pytest.fixture(scope="module", params=BOARDS, ids=[b[0] for b in BOARDS])

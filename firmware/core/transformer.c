@@ -88,7 +88,7 @@ void tp_softmax(float *x, int n) {
     }
 }
 
-#if !TP_FIXED_POINT
+#if !TP_FIXED_POINT && !TP_KERNELS_HELIUM /* Helium: core/forward_mve.c */
 /* out may alias x: the sum of squares is taken before anything is written. */
 static void rmsnorm(float *out, const float *x, const float *w, int n) {
     float ss = 0.0f;
@@ -167,7 +167,7 @@ static void quantize(QVector *qx, const float *x, int n, int group_size) {
     }
 }
 
-#endif /* !TP_FIXED_POINT */
+#endif /* !TP_FIXED_POINT && !TP_KERNELS_HELIUM */
 
 /* ----------------------------------------------------------------------------
  * Run state */
@@ -378,7 +378,7 @@ static inline __attribute__((always_inline)) void attention_values2(
 /* ----------------------------------------------------------------------------
  * Forward pass, f32 (the fixed-point one is in forward_fx.c) */
 
-#if !TP_FIXED_POINT
+#if !TP_FIXED_POINT && !TP_KERNELS_HELIUM /* Helium: core/forward_mve.c */
 
 /* The kernel for the model's weight format (int8 or int4). */
 static void matmul(const Config *c, float *out, const QVector *x, const QTensor *w, int rows,

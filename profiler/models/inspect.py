@@ -36,6 +36,7 @@ CORE_MACS_PER_CYCLE: dict[str, tuple[float, str]] = {
     "cortex-m4f": (2.0, "SMLAD: two 16-bit MACs a cycle on sign-extended int8 pairs"),
     "cortex-m4": (2.0, "SMLAD: two 16-bit MACs a cycle on sign-extended int8 pairs"),
     "cortex-m7": (2.0, "SMLAD: two 16-bit MACs a cycle (dual issue not counted)"),
+    "cortex-m55": (8.0, "Helium VMLADAV: sixteen int8 MACs in two beats"),
     "rv32imc": (1.0, "one MUL a cycle, no MAC or SIMD instruction (the add and loads not counted)"),
     "rv32imac": (1.0, "one MUL a cycle, no MAC or SIMD instruction (the add and loads not counted)"),
     "xtensa-lx6": (1.0, "MAC16 unit: one 16-bit MAC a cycle"),
@@ -47,6 +48,9 @@ DEFAULT_MACS = (1.0, "assumed one MAC a cycle (core not in the table)")
 FLASH_BANDWIDTH: dict[str, tuple[float, str]] = {
     "stm32f405": (16 / 6 * 168e6, "128-bit flash line per 6 cycles (5 wait states at 168 MHz)"),
     "stm32h743": (32 / 5 * 240e6, "256-bit flash line per 5 AXI cycles at 240 MHz"),
+    "stm32n657": (400e6, "external octo-SPI NOR, octal DTR at 200 MHz (XSPI2), memory-mapped"),
+    "mps2-an500": (32 / 5 * 240e6, "modelled: the stm32h743's flash (QEMU's SSRAM has no limit)"),
+    "mps3-an547": (400e6, "modelled: the stm32n657's octo-SPI NOR (QEMU's DDR has no limit)"),
     "esp32": (40e6, "external SPI flash, quad I/O at 80 MHz, through the cache"),
     "esp32s3": (40e6, "external SPI flash, quad I/O at 80 MHz, through the cache"),
     "esp32c3": (40e6, "external SPI flash, quad I/O at 80 MHz, through the cache"),
@@ -197,4 +201,26 @@ def report_lines(name: str, header: ModelHeader, fit: BoardFit | None) -> list[s
     else:
         lines.append(f"bandwidth    no ceiling: {fit.flash_note}")
     lines.append(f"verdict      {'fits' if flash_ok and ram_ok else 'does not fit'} {board.name}")
+    return lines
+
+
+def fit_table(header: ModelHeader, boards: list[BoardProfile], build_firmware: bool = False) -> list[str]:
+    """`model fit`: one line per board, fits or not (flash and RAM with margins) and the tokens/s ceilings."""
+    c = costs(header.config)
+    rows = [("board", "core", "MHz", "flash region", "flash margin", "arena", "RAM margin", "fits",
+             "compute tok/s", "bandwidth tok/s")]
+    for board in boards:
+        fit = board_fit(board, header, build_firmware=build_firmware)
+        flash_margin, ram_margin = fit.flash_margin, fit.arena_margin(c.arena_bytes)
+        bandwidth = "-" if fit.flash_bytes_per_s is None else f"{fit.flash_bytes_per_s / c.flash_bytes_per_token:,.1f}"
+        rows.append((board.name, board.core, f"{board.clock_hz / 1e6:g}", f"{board.model_region_bytes / 2**20:,.2f} MB",
+                     f"{flash_margin / 2**20:+,.2f} MB", f"{fit.arena_total_bytes / 1024:,.0f} KB",
+                     f"{ram_margin / 1024:+,.0f} KB", "yes" if flash_margin >= 0 and ram_margin >= 0 else "NO",
+                     f"{board.clock_hz * fit.macs_per_cycle / c.macs_mean:,.1f}", bandwidth))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+    lines.append(f"model {header.file_bytes:,} bytes, needs {c.arena_bytes:,} bytes of arena; ceilings: compute "
+                 "at the core's MACs per cycle, bandwidth from the memory that holds the model "
+                 "(`model inspect --device` says which)")
     return lines
