@@ -85,8 +85,8 @@ from profiler.transport import Backoff, Deadlines, SerialLink, Wait, open_serial
 
 # Asking again: HELLO_REQ at once and then with backoff; STATUS_REQ after this much silence where the board
 # owes a frame it sends at once (the first frame of a RUN, MEM and DONE after the last token).
-HELLO_ASK = (0.25, 2.0)
-STATUS_ASK = (0.5, 4.0)
+HELLO_ASK = (0.25, 1.0)
+STATUS_ASK = (0.25, 1.0)
 
 
 @dataclass(frozen=True)
@@ -383,7 +383,7 @@ class Session:
         link = self._link
         assert link is not None
         wait = Wait("the board's HELLO", self.deadlines.hello_s if seconds is None else seconds)
-        asks = Backoff(0.0 if ask_at_once else 1.0, HELLO_ASK[1])
+        asks = Backoff(0.0 if ask_at_once else 1.0, HELLO_ASK[1])  # ours says HELLO as it boots: ask later
 
         def ask() -> None:
             if asks.due():
