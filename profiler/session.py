@@ -83,10 +83,11 @@ from profiler.telemetry import (
 )
 from profiler.transport import Backoff, Deadlines, SerialLink, Wait, open_serial
 
-# Asking again: HELLO_REQ at once and then with backoff; STATUS_REQ after this much silence where the board
-# owes a frame it sends at once (the first frame of a RUN, MEM and DONE after the last token).
-HELLO_ASK = (0.25, 1.0)
-STATUS_ASK = (0.25, 1.0)
+# Asking again (docs/protocol.md, "Asking again"): the longest interval between two requests, and how long
+# the line may be quiet before STATUS_REQ where the board owes a frame it sends at once (a RUN's first
+# frame; MEM and DONE after the last token).
+ASK_MAX_S = 1.0
+STATUS_AFTER_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -383,7 +384,7 @@ class Session:
         link = self._link
         assert link is not None
         wait = Wait("the board's HELLO", self.deadlines.hello_s if seconds is None else seconds)
-        asks = Backoff(0.0 if ask_at_once else 1.0, HELLO_ASK[1])  # ours says HELLO as it boots: ask later
+        asks = Backoff(0.0 if ask_at_once else 1.0, ASK_MAX_S)  # ours says HELLO as it boots: ask later
 
         def ask() -> None:
             if asks.due():
@@ -474,7 +475,7 @@ class Session:
         # Byte-fallback tokens can split one UTF-8 character across tokens.
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         wait = Wait(f"the first frame of repetition {rep}", self.deadlines.frame_s)
-        asks = Backoff(*STATUS_ASK)
+        asks = Backoff(STATUS_AFTER_S, ASK_MAX_S)
         nonces: set[int] = set()  # STATUS_REQs sent since the RUN last went out: only their answers count
         seen = answered = False  # a frame of this repetition arrived; a STATUS said its MEM and DONE follow again
         recovered = 0  # MEM and DONE that were lost and came again on asking

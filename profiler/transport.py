@@ -109,7 +109,7 @@ class Wait:
                 "check the cable and the baud rate, and that the profiler firmware is on the board"
             )
         return LinkTimeout(
-            f"no {self.what} from {url} within {waited:.1f} s{asked}: {self.noise_bytes} bytes of noise, "
+            f"{self.what} did not come from {url} within {waited:.1f} s{asked}: {self.noise_bytes} bytes of noise, "
             f"{self.corrupt_frames} corrupt and {self.other_frames} other frames arrived instead; "
             "check the baud rate and the cable, and that nothing else writes to the line"
         )
@@ -117,10 +117,11 @@ class Wait:
 
 @dataclass
 class Backoff:
-    """When to ask the board again: after `first_s` of waiting, then twice as long each time, up to `max_s`."""
+    """When to ask the board again: `first_s` after a (re)start, then after `step_s`, twice that, ... up to `max_s`."""
 
     first_s: float
     max_s: float
+    step_s: float = 0.25
     _next: float = field(init=False)
     _interval: float = field(init=False)
 
@@ -129,7 +130,7 @@ class Backoff:
 
     def restart(self) -> None:
         """Start over (the board answered)."""
-        self._interval = self.first_s
+        self._interval = self.step_s
         self._next = time.monotonic() + self.first_s
 
     def due(self) -> bool:
@@ -137,8 +138,8 @@ class Backoff:
         now = time.monotonic()
         if now < self._next:
             return False
-        self._interval = min(max(self._interval * 2, 0.05), self.max_s)
         self._next = now + self._interval
+        self._interval = min(self._interval * 2, self.max_s)
         return True
 
 

@@ -166,7 +166,8 @@ def test_run_with_port_flashes_through_the_session_then_waits_for_hello(
     rom: EspRomStandIn, c3_elf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`run --device esp32c3 --port PTY`: the session's flash phase drives the adapter; the stand-in's
-    "application" does not speak our protocol, so the run ends in a HELLO timeout recorded in the file."""
+    "application" does not speak our protocol, so the run ends in a HELLO timeout recorded in the file.
+    The probe before flashing asked more than once and said so before flashing."""
     from profiler.api import RunOptions, plan_run
     from profiler.errors import LinkTimeout
     from profiler.sinks.jsonl import read_jsonl
@@ -180,8 +181,12 @@ def test_run_with_port_flashes_through_the_session_then_waits_for_hello(
     session, jsonl = plan_run(RunOptions(device="esp32c3", port=rom.path, model="demo", out=tmp_path,
                                             hello_timeout=1.0))
     assert session.target.adapter.options.flasher is None and not session.target.emulate
+    notes: list[tuple[str, list[str]]] = []
+    session.notify = lambda message: notes.append((message, list(rom.boots)))
     with pytest.raises(LinkTimeout):
         session.run()
+    ((note, boots_then),) = notes
+    assert "no profiler firmware answers" in note and "asked" in note and boots_then == []  # before any flashing
     model = DEMO.read_bytes()
     assert rom.flash[BOARD.model_addr : BOARD.model_addr + len(model)] == model
     assert rom.boots == ["download", "app"]
