@@ -205,7 +205,8 @@ class SerialLink:
 
         The caller moves the deadline with `wait.progress()` when an event is what it waited for; a
         number instead of a Wait is a fixed deadline that many seconds away. With `idle`, None is yielded
-        after every read that brought no event, so the caller can ask the board again meanwhile.
+        after every read (at least every poll interval, whatever arrives), so the caller can ask the board
+        again meanwhile, even through a flood of LOG frames.
         Every event decoded from bytes that arrived is yielded before a disconnect is raised.
         """
         if not isinstance(wait, Wait):
@@ -218,7 +219,6 @@ class SerialLink:
                     f"lost {self.url} while waiting for {wait.what}: {exc}; the board reset, the "
                     "cable came loose or the emulator exited"
                 ) from exc
-            yielded = False
             if data:
                 self.bytes_received += len(data)
                 wait.bytes_in += len(data)
@@ -234,9 +234,8 @@ class SerialLink:
                         wait.corrupt_frames += 1
                         continue
                     wait.other_frames += 1  # until the caller calls it progress
-                    yielded = True
                     yield event
-            if not yielded and idle:
+            if idle:
                 yield None
             if wait.expired():
                 raise wait.timeout(self.url)
