@@ -37,7 +37,7 @@ class Faults:
     seed: int = 1
     corrupt: float = 0.0  # a byte replaced by a random other byte
     drop: float = 0.0  # a byte lost
-    preamble: bytes = b""  # sent to the host as soon as it connects, before anything of the board
+    preamble: bytes = b""  # sent to the host before the board's first answer (a ROM banner at boot)
     stall_after_tokens: int | None = None  # then hold the board's bytes for stall_s
     stall_s: float = 0.0
     close_after_tokens: int | None = None  # then close the host's connection (a cable pulled)
@@ -97,8 +97,6 @@ class FaultProxy:
             board = socket.create_connection(("127.0.0.1", self.board_port))
             self._sockets += [host, board]
             rng = random.Random(self.faults.seed)
-            if self.faults.preamble:
-                host.sendall(self.faults.preamble)
             threading.Thread(target=self._host_to_board, args=(host, board, random.Random(rng.random())),
                              daemon=True).start()
             threading.Thread(target=self._board_to_host, args=(board, host, random.Random(rng.random())),
@@ -117,8 +115,12 @@ class FaultProxy:
         return bytes(out)
 
     def _host_to_board(self, host: socket.socket, board: socket.socket, rng: random.Random) -> None:
+        preamble = self.faults.preamble
         with contextlib.suppress(OSError):
             while data := host.recv(4096):
+                if preamble:  # once the host listens (pyserial's open() discards what came before)
+                    host.sendall(preamble)
+                    preamble = b""
                 board.sendall(self._damage(data, rng))
         _shut(board)
 

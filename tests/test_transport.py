@@ -26,6 +26,7 @@ def _peer(talk: Callable[[socket.socket], None]) -> Iterator[SerialLink]:
     def serve() -> None:
         conn, _ = server.accept()
         try:
+            conn.recv(64)  # the host's first request: pyserial's open() discards whatever came before it
             talk(conn)
         except OSError:
             pass  # the link closed first
@@ -35,6 +36,7 @@ def _peer(talk: Callable[[socket.socket], None]) -> Iterator[SerialLink]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     link = SerialLink(open_serial(f"socket://127.0.0.1:{port}", 115200, connect_timeout_s=5), "board")
+    link.send(MsgType.HELLO_REQ)
     try:
         yield link
     finally:
