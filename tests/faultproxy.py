@@ -45,6 +45,7 @@ class Faults:
     noise_bytes_per_s: float = 25.0
     on_token: Callable[[int], None] | None = None  # called after each TOKEN frame passed on, with the count
     rewrite: Callable[[Frame], bytes | None] | None = None  # a board frame's new payload (re-encoded, CRC valid)
+    lose: Callable[[str, Frame], bool] | None = None  # ("board" or "host", frame): True loses this whole frame
 
 
 @dataclass
@@ -116,12 +117,17 @@ class FaultProxy:
 
     def _host_to_board(self, host: socket.socket, board: socket.socket, rng: random.Random) -> None:
         preamble = self.faults.preamble
+        pending = bytearray()
         with contextlib.suppress(OSError):
             while data := host.recv(4096):
                 if preamble:  # once the host listens (pyserial's open() discards what came before)
                     host.sendall(preamble)
                     preamble = b""
-                board.sendall(self._damage(data, rng))
+                pending += data
+                while (end := pending.find(0)) >= 0:
+                    chunk, pending = bytes(pending[: end + 1]), pending[end + 1 :]
+                    if not self._lost("host", chunk):
+                        board.sendall(self._damage(chunk, rng))
         _shut(board)
 
     def _board_to_host(self, board: socket.socket, host: socket.socket, rng: random.Random) -> None:
@@ -133,6 +139,8 @@ class FaultProxy:
                 pending += data
                 while (end := pending.find(0)) >= 0:
                     chunk, pending = bytes(pending[: end + 1]), pending[end + 1 :]
+                    if self._lost("board", chunk):
+                        continue
                     chunk, token = self._rewritten(chunk)
                     sent = self._damage(chunk, rng)
                     host.sendall(sent)
@@ -149,6 +157,10 @@ class FaultProxy:
         except OSError:
             pass
         _shut(host)
+
+    def _lost(self, side: str, chunk: bytes) -> bool:
+        frame = decode_chunk(chunk[:-1]) if self.faults.lose is not None else None
+        return frame is not None and self.faults.lose is not None and self.faults.lose(side, frame)
 
     def _rewritten(self, chunk: bytes) -> tuple[bytes, tuple[int, int] | None]:
         """The chunk, re-encoded if `rewrite` changes it; (rep, index) when it is a TOKEN frame."""

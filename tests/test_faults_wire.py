@@ -194,6 +194,29 @@ def test_one_percent_corruption_and_drops_each_way_end_in_an_honest_file(board: 
         assert rep["tokens_generated"] == TOKENS and rep["matches_reference"]
 
 
+def test_lost_hello_run_mem_and_done_are_asked_again_and_the_run_stays_valid(board: Board, tmp_path: Path) -> None:
+    """Each lost once: the first HELLO, the RUN of repetition 2, the MEM and DONE of repetition 3."""
+    lost: list[tuple[str, int]] = []
+
+    def lose(side: str, frame: Frame) -> bool:
+        rep = int.from_bytes(frame.payload[:2], "little")
+        key = {("board", MsgType.HELLO): ("HELLO", 0), ("host", MsgType.RUN): ("RUN", rep),
+               ("board", MsgType.MEM): ("MEM", rep), ("board", MsgType.DONE): ("DONE", rep)}.get((side, frame.type))
+        if key is None or key in lost or key[1] != {"HELLO": 0, "RUN": 2 + WARMUP}.get(key[0], 3 + WARMUP):
+            return False
+        lost.append(key)
+        return True
+
+    with FaultProxy(board.port, Faults(lose=lose)) as proxy:
+        outcome = _run(proxy, tmp_path)
+    assert outcome.code == 0, outcome.stderr
+    assert sorted(lost) == [("DONE", 4), ("HELLO", 0), ("MEM", 4), ("RUN", 3)]
+    summary = outcome.records[-1]
+    assert summary["status"] == "ok" and summary["valid"] and summary["repetitions"] == REPEAT
+    assert summary["frames_lost"] == 2  # MEM and DONE: counted on the wire, recovered for the repetition
+    assert _wire_tokens(outcome.records) == proxy.tokens_passed and len(proxy.tokens_passed) == TOKENS * 6
+
+
 def _hello_with(**fields: int) -> Any:
     def rewrite(frame: Frame) -> bytes | None:
         if frame.type != MsgType.HELLO:
