@@ -166,7 +166,9 @@ class FrameDecoder:
     Bytes before the first good frame are boot noise (`bytes_skipped`); after it,
     every chunk that fails to decode is a corrupt frame, and every gap in the
     sequence numbers is lost frames. A HELLO with sequence 0 means the board
-    rebooted, so the sequence restarts without counting a gap.
+    rebooted, so the sequence restarts without counting a gap; so does a
+    sequence number that goes back (half the sequence space behind: a reboot
+    whose HELLO was lost), counted in `sequence_restarts`.
     """
 
     def __init__(self) -> None:
@@ -177,6 +179,7 @@ class FrameDecoder:
         self.frames_lost = 0
         self.bytes_skipped = 0
         self.bytes_in_frames = 0  # bytes of good frames, delimiters included: the rest of the stream is noise
+        self.sequence_restarts = 0  # sequence numbers that went back without a HELLO 0
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return the frames they completed."""
@@ -219,7 +222,11 @@ class FrameDecoder:
             self._expected_seq = 1
             return
         if self._expected_seq is not None:
-            self.frames_lost += (frame.seq - self._expected_seq) & 0xFFFF
+            gap = (frame.seq - self._expected_seq) & 0xFFFF
+            if gap < 0x8000:
+                self.frames_lost += gap
+            else:  # behind us: a board that restarted while its HELLO was lost, not 32768+ lost frames
+                self.sequence_restarts += 1
         self._expected_seq = (frame.seq + 1) & 0xFFFF
 
 

@@ -40,6 +40,7 @@ from profiler.protocol import (
     MODEL_STATUS_TEXT,
     PROTOCOL_VERSION,
     STATUS_DONE,
+    STATUS_IDLE,
     Boot,
     Capability,
     CpuUsage,
@@ -155,6 +156,7 @@ class Session:
     _link: SerialLink | None = None
     _hello: Hello | None = None
     _nonce: int = 0  # of the last STATUS_REQ
+    _runs_finished: int = 0  # DONEs since the last handshake: a board that then says it ran none has restarted
     _quality: Any = None
     _started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
@@ -466,6 +468,7 @@ class Session:
         # Host arrival times of the markers, for the host-side span of each phase only.
         arrived_ns: dict[PhaseMark, int] = {PhaseMark.PREFILL_START: time.time_ns()}
         lost_before = decoder.frames_lost + decoder.frames_corrupt
+        restarts_before = decoder.sequence_restarts
         self._phase_name = "prefill"
         flags, period_us = self.target.power.run_flags() if self.target.power else (None, 0)
         run = run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens),
@@ -479,26 +482,45 @@ class Session:
         nonces: set[int] = set()  # STATUS_REQs sent since the RUN last went out: only their answers count
         seen = answered = False  # a frame of this repetition arrived; a STATUS said its MEM and DONE follow again
         recovered = 0  # MEM and DONE that were lost and came again on asking
-        reset: Boot | None = None
+        restarted: Hello | None = None  # a reset cut this repetition short: the board's HELLO after it
+        unheard = False  # a reset before this repetition's first frame, heard of without its HELLO
 
         def ask() -> None:
             # Silence where the board owes a frame it sends at once: the RUN, or the end of the repetition,
-            # may have been lost. A board still computing answers once it is done; the answer is idempotent.
+            # may have been lost; or half the deadline gone (a reset whose boot HELLO was lost). A board still
+            # computing answers once it is done; the answer is idempotent.
             ended = PhaseMark.DECODE_END in events.phases or len(events.tokens) >= s.tokens
-            if (not seen or ended or decoder.frames_lost + decoder.frames_corrupt > lost_before) and asks.due():
+            lost = decoder.frames_lost + decoder.frames_corrupt > lost_before
+            overdue = time.monotonic() - wait.started > wait.seconds / 2
+            if (not seen or ended or lost or overdue) and asks.due():
                 self._nonce = (self._nonce + 1) & 0xFFFF
                 nonces.add(self._nonce)
                 link.send(MsgType.STATUS_REQ, status_request_payload(self._nonce))
                 wait.requests += 1
 
         for event in self._events(wait, ask):
-            if isinstance(event, Boot):
-                reset = event
-                break
+            # A reset: a HELLO with sequence 0, or sequence numbers that went back (its HELLO was lost).
+            if isinstance(event, Boot) or decoder.sequence_restarts > restarts_before:
+                restarts_before = decoder.sequence_restarts
+                boot_hello = event.hello if isinstance(event, Boot) else None
+                if seen:  # the repetition in flight is cut short
+                    restarted = boot_hello or self._wait_hello()
+                    break
+                # Before any frame of this RUN: the board finished the last one and restarted. The RUN reached
+                # it after its boot (and runs), or it is sent again below when the board says it is idle.
+                self._board_reset(rep, boot_hello)
+                unheard = unheard or boot_hello is None
+                if isinstance(event, Boot):
+                    continue
             if isinstance(event, Status):
-                if event.nonce in nonces and event.state == STATUS_DONE and event.rep == wire_rep:
+                if event.nonce not in nonces:
+                    continue  # an answer to a request of an earlier repetition, or before the RUN went again
+                if event.state == STATUS_DONE and event.rep == wire_rep:
                     answered = True
-                elif event.nonce in nonces and not seen:  # the board is idle and never got this RUN
+                elif not seen:  # the board is idle and never got this RUN
+                    if event.state == STATUS_IDLE and self._runs_finished:
+                        # it finished RUNs before, yet says none since its boot: it restarted, its HELLO was lost
+                        self._board_reset(rep, self._wait_hello())
                     nonces.clear()
                     link.send(MsgType.RUN, run)
                     wait.requests += 1
@@ -539,6 +561,7 @@ class Session:
             elif isinstance(event, Done):
                 recovered += answered  # after a STATUS answer, the DONE is the one sent again
                 events.done = event
+                self._runs_finished += 1
                 break
             else:
                 continue
@@ -551,13 +574,15 @@ class Session:
         record = summarise_repetition(events, s, reference, instructions_per_tick=(
             None if shift is None else instructions_from_ticks(1, hello.timer_hz, shift)
         ))  # fmt: skip
-        if reset is not None:
+        if restarted is not None:
             self._emit(BoardResetRecord(
-                message=f"the board restarted (HELLO with sequence 0) during repetition {rep}, "
-                        f"after {len(events.tokens)} of {s.tokens} tokens; the repetition is invalid",
-                repetition=rep, phase=self._phase_name, firmware_id=reset.hello.firmware_id,
+                message=f"the board restarted during repetition {rep}, after {len(events.tokens)} of {s.tokens} "
+                        "tokens; the repetition is invalid",
+                repetition=rep, phase=self._phase_name, firmware_id=restarted.firmware_id,
             ))  # fmt: skip
             record = dataclasses.replace(record, valid=False, reasons=["board reset", *record.reasons])
+        elif unheard:  # now the board is idle: its HELLO, to check it is still this session's
+            self._rehandshake(self._wait_hello())
         for name, start, end in (("prefill", PhaseMark.PREFILL_START, PhaseMark.PREFILL_END),
                                  ("decode", PhaseMark.DECODE_START, PhaseMark.DECODE_END)):  # fmt: skip
             if start in events.phases and end in events.phases:
@@ -575,9 +600,18 @@ class Session:
             self._emit(item)
         self._emit(record)
         events.record = record
-        if reset is not None:
-            self._rehandshake(reset.hello)
+        if restarted is not None:
+            self._rehandshake(restarted)
         return events
+
+    def _board_reset(self, rep: int, hello: Hello | None) -> None:
+        """A reset noticed before any frame of repetition `rep`: recorded; the repetition is not cut short."""
+        self._emit(BoardResetRecord(
+            message=f"the board restarted before repetition {rep} began; the repetition runs on the restarted board",
+            repetition=rep, phase=self._phase_name, firmware_id=hello.firmware_id if hello else "",
+        ))  # fmt: skip
+        if hello is not None:
+            self._rehandshake(hello)
 
     def _rehandshake(self, hello: Hello) -> None:
         """After a reset: the board's boot HELLO must still be this session's firmware, board and model."""
@@ -591,6 +625,7 @@ class Session:
                 "check what is plugged in and re-run"
             )
         self._hello = hello
+        self._runs_finished = 0
 
     def _check_token(self, token: Token) -> None:
         """A TOKEN whose fields no run can produce is a firmware or protocol fault, named by its field."""

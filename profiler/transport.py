@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import select
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal, overload
@@ -156,6 +157,9 @@ class SerialLink:
     decoder: FrameDecoder = field(default_factory=FrameDecoder)
     bytes_received: int = 0
     _tx_seq: int = 0
+    # Events decoded but not yet taken: a caller that stops at DONE must not lose what came in the same read
+    # (a reset's HELLO right behind it); the next events() call yields them first.
+    _backlog: deque[Event] = field(default_factory=deque)
 
     def send(self, msg_type: MsgType, payload: bytes = b"") -> None:
         """Send one command frame, after a lone delimiter.
@@ -212,6 +216,9 @@ class SerialLink:
         if not isinstance(wait, Wait):
             wait = Wait(what or "the board", float(wait))
         while True:
+            while self._backlog:
+                wait.other_frames += 1  # until the caller calls it progress
+                yield self._backlog.popleft()
             try:
                 data = self._read_some()
             except (serial.SerialException, OSError) as exc:
@@ -228,13 +235,13 @@ class SerialLink:
                 wait.corrupt_frames += self.decoder.frames_corrupt - corrupt
                 for frame in frames:
                     try:
-                        event = parse_event(frame)
+                        self._backlog.append(parse_event(frame))
                     except ProtocolError:
                         self.decoder.count_unusable()
                         wait.corrupt_frames += 1
-                        continue
-                    wait.other_frames += 1  # until the caller calls it progress
-                    yield event
+                while self._backlog:
+                    wait.other_frames += 1
+                    yield self._backlog.popleft()
             if idle:
                 yield None
             if wait.expired():
