@@ -162,6 +162,15 @@ def test_a_10_s_stall_is_silence_past_the_frame_deadline(board: Board, tmp_path:
     assert outcome.seconds < FRAME_TIMEOUT_S + 10
 
 
+def test_a_10_s_stall_inside_the_frame_deadline_is_waited_through(board: Board, tmp_path: Path) -> None:
+    with FaultProxy(board.port, Faults(stall_after_tokens=20, stall_s=10)) as proxy:
+        outcome = _run(proxy, tmp_path, frame_s=15)
+    assert outcome.code == 0, outcome.stderr
+    summary = outcome.records[-1]
+    assert summary["status"] == "ok" and summary["frames_lost"] == summary["frames_corrupt"] == 0
+    assert _wire_tokens(outcome.records) == proxy.tokens_passed and len(proxy.tokens_passed) == TOKENS * 6
+
+
 def test_qemu_killed_mid_run_is_a_disconnect_with_every_token_kept(board: Board, tmp_path: Path) -> None:
     def kill_at(count: int) -> None:
         if count == 30:
