@@ -123,6 +123,7 @@ def _check_failed(outcome: Outcome, code: int, kind: str, proxy: FaultProxy) -> 
     assert records[-2]["type"] == "error" and records[-2]["kind"] == kind and records[-2]["exit_code"] == code
     assert records[-1]["type"] == "summary" and records[-1]["status"] == "failed" and not records[-1]["valid"]
     assert _wire_tokens(records) == proxy.tokens_passed
+    assert outcome.seconds < HELLO_TIMEOUT_S + FRAME_TIMEOUT_S + 10  # one wait ran out, and only one
     return lines[0]
 
 
