@@ -31,6 +31,7 @@ from profiler.session import ModelHandle, RunSettings, Session, Target
 from profiler.sinks import Sink
 from profiler.sinks.jsonl import JsonlSink
 from profiler.telemetry import InaPower, MeterPower, ModelPower, PowerSource, board_models
+from profiler.transport import Deadlines
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 DEFAULT_PROMPT = "Once upon a time"
@@ -62,6 +63,8 @@ class RunOptions:
     kernels: str | None = None  # matmul kernel set (portable, dsp); default: the port's own
     power: str | None = None  # meter spec (ppk2:/dev/ttyACM1, joulescope, model); default: the model on emulated boards
     predict: bool = False  # emulated boards: predict the real chip's cycles (traces the first repetition)
+    hello_timeout: float | None = None  # seconds; default Deadlines.hello_s
+    frame_timeout: float | None = None  # seconds; default Deadlines.frame_s
 
 
 def bundled_models() -> list[str]:
@@ -110,6 +113,7 @@ def open_model(path: Path) -> tuple[TpmModel, ModelHandle]:
         quantization=read_header(path).quant,
         token_bytes=tokenizer.decode_piece,
         reference_tokens=ReferencePasses(sha256, reference_tokens),  # cached on disk, prefetched by plan_run
+        vocab_size=model.config.vocab_size,
     )
     return model, handle
 
@@ -134,6 +138,17 @@ def power_source(spec: str | None, board: BoardProfile, emulate: bool) -> PowerS
     return MeterPower(open_meter(parsed), supply_mv=board.supply_mv)
 
 
+def _deadlines(options: RunOptions) -> Deadlines:
+    """The waits on the board, with --hello-timeout / --frame-timeout where given."""
+    default = Deadlines()
+    hello = default.hello_s if options.hello_timeout is None else options.hello_timeout
+    frame = default.frame_s if options.frame_timeout is None else options.frame_timeout
+    for name, value in (("--hello-timeout", hello), ("--frame-timeout", frame)):
+        if not 0.1 <= value <= 86_400:  # also refuses nan
+            raise ConfigError(f"{name} {value} is not a number of seconds from 0.1 to 86400; pick one in range")
+    return Deadlines(hello_s=hello, frame_s=frame, probe_s=min(default.probe_s, hello))
+
+
 def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = None) -> tuple[Session, Path]:
     """Validate everything, build the firmware if needed, and return a ready session."""
     if options.tokens < 1 or options.repeat < 1 or options.warmup < 0:
@@ -148,6 +163,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
     except UnicodeEncodeError:
         raise ConfigError("--prompt is not valid UTF-8 text (check the terminal's or the script's encoding); "
                           "pass the prompt as UTF-8") from None
+    deadlines = _deadlines(options)
     placement = place(options.device, port=options.port, emulate=options.emulate, bench=options.board,
                       hardware_map=options.hardware_map, flasher=options.flasher)
     board, adapter, emulate, port = placement.board, placement.adapter, placement.emulate, placement.port
@@ -192,7 +208,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
     )
     target = Target(board=board, adapter=adapter, firmware=firmware, emulate=emulate,
                     port=port, flash=options.flash, power=power_source(options.power, board, emulate))
-    session = Session(target=target, model=handle, settings=settings, sinks=[])
+    session = Session(target=target, model=handle, settings=settings, sinks=[], deadlines=deadlines)
     if not emulate and port is not None:  # one board, one user: a second profiler stops here, before any file
         session.holds.append(BoardLock.acquire(port))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

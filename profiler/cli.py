@@ -191,6 +191,17 @@ def run(
     strict_export: Annotated[bool, typer.Option(help="Fail (exit 11) when an exporter fails.")] = False,
     log_file: Annotated[Path, typer.Option(help="Structured JSON log file.")] = Path("logs/profiler.jsonl"),
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    hello_timeout: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(envvar="TINY_PROFILER_HELLO_TIMEOUT", show_envvar=True,
+                     help="Seconds to wait for the board's HELLO, asking again meanwhile (default 20)."),
+    ] = None,
+    frame_timeout: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(envvar="TINY_PROFILER_FRAME_TIMEOUT", show_envvar=True,
+                     help="Seconds to wait for the next frame a repetition owes: its first, each token, its end "
+                          "(default 60). Noise and stray frames never extend it."),
+    ] = None,
 ) -> None:
     """Profile MODEL on DEVICE: flash, connect, warm up, repeat, summarise."""
     from profiler import ci_formats
@@ -213,12 +224,14 @@ def run(
         extra_sinks=(ConsoleSink(console),), board=board, hardware_map=hardware_map, flasher=flasher, power=power,
         kernels=kernels, check_quality=check_quality, quality_reference=quality_reference,
         quality_text=_read_text(quality_text, "--quality-text") if quality_text else None, predict=predict,
+        hello_timeout=hello_timeout, frame_timeout=frame_timeout,
     )  # fmt: skip
     session, path = plan_on_place(
         options, place, plan_run,
         sinks=lambda jsonl: make_sinks(observability, jsonl, lambda m: errors.print(f"warning: {m}", markup=False)),
     )
     target = session.target
+    session.notify = lambda message: errors.print(f"note: {message}", markup=False, highlight=False)
     note = rfc2217_reset_note(target.port, target.flash, target.adapter.options.reset_method or
                               target.board.reset_method, target.board.name)
     if note:

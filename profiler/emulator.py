@@ -103,7 +103,8 @@ def qemu_command(spec: QemuSpec, binary_path: str, port: int, chardev: str | Non
     for path, addr in spec.loads:
         args += ["-device", f"loader,file={path},addr=0x{addr:08x},force-raw=on"]
     args += list(spec.extra_args)
-    # instrumentation only (benchmarks/kernels.py traces executed instructions with it)
+    # instrumentation only (benchmarks/kernels.py traces executed instructions with it; the wire fault tests
+    # add a QMP monitor to reset the machine with its UART connection kept)
     args += shlex.split(os.environ.get("TINY_PROFILER_QEMU_ARGS", ""))
     return args
 

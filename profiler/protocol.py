@@ -39,10 +39,12 @@ class MsgType(IntEnum):
     TEMP = 0x0A
     POWER = 0x0B
     LOGITS = 0x0C
+    STATUS = 0x0D
     PING = 0x81
     RUN = 0x82
     HELLO_REQ = 0x83
     EVAL = 0x84
+    STATUS_REQ = 0x85
 
 
 class PhaseMark(IntEnum):
@@ -164,7 +166,9 @@ class FrameDecoder:
     Bytes before the first good frame are boot noise (`bytes_skipped`); after it,
     every chunk that fails to decode is a corrupt frame, and every gap in the
     sequence numbers is lost frames. A HELLO with sequence 0 means the board
-    rebooted, so the sequence restarts without counting a gap.
+    rebooted, so the sequence restarts without counting a gap; so does a
+    sequence number that goes back (half the sequence space behind: a reboot
+    whose HELLO was lost), counted in `sequence_restarts`.
     """
 
     def __init__(self) -> None:
@@ -174,6 +178,8 @@ class FrameDecoder:
         self.frames_corrupt = 0
         self.frames_lost = 0
         self.bytes_skipped = 0
+        self.bytes_in_frames = 0  # bytes of good frames, delimiters included: the rest of the stream is noise
+        self.sequence_restarts = 0  # sequence numbers that went back without a HELLO 0
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return the frames they completed."""
@@ -196,6 +202,7 @@ class FrameDecoder:
                 continue
             self._track_sequence(frame)
             self.synced = True
+            self.bytes_in_frames += len(chunk) + 1
             frames.append(frame)
         if len(self._buffer) > 4 * MAX_PAYLOAD:
             # No delimiter for far longer than any frame: noise, not a frame in progress.
@@ -206,12 +213,20 @@ class FrameDecoder:
             self._buffer.clear()
         return frames
 
+    def count_unusable(self) -> None:
+        """A frame passed its CRC but could not be parsed (another protocol revision): count it as corrupt."""
+        self.frames_corrupt += 1
+
     def _track_sequence(self, frame: Frame) -> None:
         if frame.type == MsgType.HELLO and frame.seq == 0:
             self._expected_seq = 1
             return
         if self._expected_seq is not None:
-            self.frames_lost += (frame.seq - self._expected_seq) & 0xFFFF
+            gap = (frame.seq - self._expected_seq) & 0xFFFF
+            if gap < 0x8000:
+                self.frames_lost += gap
+            else:  # behind us: a board that restarted while its HELLO was lost, not 32768+ lost frames
+                self.sequence_restarts += 1
         self._expected_seq = (frame.seq + 1) & 0xFFFF
 
 
@@ -363,8 +378,28 @@ class Logits:
     values: tuple[float, ...]  # float32 values, exactly as the board computed them
 
 
+@dataclass(frozen=True)
+class Status:
+    """Answer to STATUS_REQ: the last RUN the board finished; with `state` DONE_STATE its MEM and DONE follow again."""
+
+    nonce: int
+    rep: int
+    state: int
+
+
+STATUS_IDLE = 0  # no RUN finished since boot
+STATUS_DONE = 1  # `rep` is the last RUN finished; its MEM and DONE are sent again right after
+
+
+@dataclass(frozen=True)
+class Boot:
+    """A HELLO with sequence number 0: the board has just started (power-on, reset, watchdog)."""
+
+    hello: Hello
+
+
 Event = (Hello | Token | Phase | MemorySample | Done | DeviceError | Pong | Log | CpuUsage | Temperature | PowerReading
-         | Logits)
+         | Logits | Status | Boot)
 
 _HELLO_FIXED = struct.Struct("<BBHIIIIIIIIIIIB")
 _HELLO_NUMERIC = [f.name for f in fields(Hello)][:-2]  # all but firmware_id and board
@@ -381,6 +416,8 @@ _TEMP = struct.Struct("<HHQiB")
 _POWER = struct.Struct("<HHQIiIB")
 _LOGITS = struct.Struct("<HHHH")
 _EVAL = struct.Struct("<HH")
+_STATUS = struct.Struct("<HHB")
+_STATUS_REQ = struct.Struct("<H")
 
 
 def _read_str(payload: bytes, offset: int) -> tuple[str, int]:
@@ -412,7 +449,8 @@ def parse_event(frame: Frame) -> Event:
         firmware_id, offset = _read_str(frame.payload, _HELLO_FIXED.size)
         board, _ = _read_str(frame.payload, offset)
         numeric = dict(zip(_HELLO_NUMERIC, fixed, strict=True))
-        return Hello(**numeric, firmware_id=firmware_id, board=board)
+        hello = Hello(**numeric, firmware_id=firmware_id, board=board)
+        return Boot(hello) if frame.seq == 0 else hello
     if kind == MsgType.TOKEN:
         return Token(*_unpack(_TOKEN, frame))
     if kind == MsgType.PHASE:
@@ -454,7 +492,25 @@ def parse_event(frame: Frame) -> Event:
             raise ProtocolError(f"LOGITS frame holds {len(frame.payload)} bytes for {count} values")
         values = struct.unpack_from(f"<{count}f", frame.payload, _LOGITS.size)
         return Logits(rep, pos, offset, values)
+    if kind == MsgType.STATUS:
+        return Status(*_unpack(_STATUS, frame))
     raise ProtocolError(f"unknown message type 0x{kind:02x} from the board")
+
+
+def check_hello(hello: Hello) -> None:
+    """Refuse a HELLO whose fields no board can mean, naming the field (its CRC was good: the firmware sent it)."""
+    problems = []
+    if hello.timer_hz == 0:
+        problems.append("timer_hz is 0 (no tick can be turned into time)")
+    if hello.clock_hz == 0:
+        problems.append("clock_hz is 0")
+    if not 1 <= hello.timer_bits <= 64:
+        problems.append(f"timer_bits is {hello.timer_bits} (1..64)")
+    if hello.model_status not in set(ModelStatus):
+        problems.append(f"model_status is {hello.model_status}, which this profiler does not know")
+    if problems:
+        raise ProtocolError(f"the board's HELLO is unusable: {'; '.join(problems)}; "
+                            "flash the firmware that ships with this profiler")
 
 
 # ---------------------------------------------------------------------------
@@ -488,6 +544,16 @@ def run_payload(
 def eval_payload(rep: int, tokens: list[int]) -> bytes:
     """Payload of EVAL: the forward pass over `tokens` at positions 0.., logits back."""
     return _EVAL.pack(rep, len(tokens)) + struct.pack(f"<{len(tokens)}H", *tokens)
+
+
+def status_request_payload(nonce: int) -> bytes:
+    """Payload of STATUS_REQ: the nonce the board echoes in STATUS."""
+    return _STATUS_REQ.pack(nonce & 0xFFFF)
+
+
+def status_payload(status: Status) -> bytes:
+    """Payload of STATUS."""
+    return _STATUS.pack(status.nonce, status.rep, status.state)
 
 
 def ping_payload(nonce: int) -> bytes:

@@ -147,6 +147,16 @@ class EventRecord(Record):
 
 
 @dataclass(frozen=True)
+class BoardResetRecord(EventRecord):
+    """The board restarted mid-session (a HELLO with sequence 0): the repetition in flight is invalid."""
+
+    kind: str = "board_reset"
+    message: str = ""
+    phase: str | None = None  # the host phase the reset interrupted: prefill, decode, ...
+    firmware_id: str = ""  # from the boot HELLO
+
+
+@dataclass(frozen=True)
 class ErrorRecord(Record):
     """Why a session stopped early: interrupted, disconnect, timeout, firmware or crash."""
 

@@ -30,6 +30,7 @@ from profiler.errors import (
     InternalError,
     Interrupted,
     LinkDisconnected,
+    LinkError,
     LinkTimeout,
     ProfilerError,
     ProtocolError,
@@ -42,6 +43,9 @@ from profiler.models.format import read_header
 from profiler.protocol import (
     MODEL_STATUS_TEXT,
     PROTOCOL_VERSION,
+    STATUS_DONE,
+    STATUS_IDLE,
+    Boot,
     Capability,
     CpuUsage,
     DeviceError,
@@ -55,13 +59,17 @@ from profiler.protocol import (
     Phase,
     PhaseMark,
     PowerReading,
+    Status,
     Temperature,
     Token,
+    check_hello,
     eval_payload,
     run_payload,
+    status_request_payload,
 )
 from profiler.records import (
     SCHEMA_VERSION,
+    BoardResetRecord,
     ErrorRecord,
     PhaseRecord,
     Record,
@@ -78,11 +86,13 @@ from profiler.telemetry import (
     summary_telemetry,
     with_telemetry,
 )
-from profiler.transport import SerialLink, open_serial
+from profiler.transport import Backoff, Deadlines, SerialLink, Wait, open_serial
 
-HELLO_TIMEOUT_S = 20.0
-PROBE_TIMEOUT_S = 3.0  # before flashing: does the board already run our firmware with this model?
-EVENT_TIMEOUT_S = 60.0
+# Asking again (docs/protocol.md, "Asking again"): the longest interval between two requests, and how long
+# the line may be quiet before STATUS_REQ where the board owes a frame it sends at once (a RUN's first
+# frame; MEM and DONE after the last token).
+ASK_MAX_S = 1.0
+STATUS_AFTER_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,7 @@ class ModelHandle:
     reference_tokens: Callable[[Sequence[int], int, float, int, bool], list[int]]
     # run --check-quality: (tokens, the board's logits per position, fixed_point) -> a QualityCheck
     quality_check: Callable[[list[int], list[list[float]], bool], Any] | None = None
+    vocab_size: int = 0  # 0: unknown, token ids are not checked
 
 
 @dataclass
@@ -140,6 +151,8 @@ class Session:
     sinks: Sequence[Sink]
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     holds: list[Any] = field(default_factory=list)  # board lock, labgrid place: each `.close()`d at teardown
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    notify: Callable[[str], None] = field(default_factory=lambda: _log_warning)  # a line for the user, at once
     _pending: list[Record] = field(default_factory=list)
     _header_written: bool = False
     _phase_name: str | None = None
@@ -147,6 +160,8 @@ class Session:
     _emulator: QemuBoard | None = None
     _link: SerialLink | None = None
     _hello: Hello | None = None
+    _nonce: int = 0  # of the last STATUS_REQ
+    _runs_finished: int = 0  # DONEs since the last handshake: a board that then says it ran none has restarted
     _quality: Any = None
     _trace_dir: tempfile.TemporaryDirectory[str] | None = None
     _started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -315,9 +330,8 @@ class Session:
                 url = self._emulator.url if self._emulator else target.adapter.open_link(target.board,
                                                                                          target.port or "")
                 self._link = SerialLink(open_serial(url, target.board.baud, connect_timeout_s=5.0), url)
-                if not target.emulate:
-                    self._link.send(MsgType.HELLO_REQ)  # a running board may have said HELLO long ago
-                self._hello = self._wait_hello()
+                # a board on a port may have said HELLO long ago: ask at once; ours boots as we connect
+                self._hello = self._wait_hello(ask_at_once=not target.emulate)
         assert self._hello is not None
         self._write_header()
         with self._phase("model_loading"):
@@ -359,18 +373,38 @@ class Session:
                 "board_model_crc32": None if hello is None else f"{hello.model_crc32:08x}"}
 
     def _probe_hello(self, port: str) -> Hello | None:
-        """Ask the board for its HELLO; None when nothing answers (another firmware, a bootloader)."""
+        """Ask the board for its HELLO, again and again until the probe deadline; None when nothing answers.
+
+        Says so before anything is flashed: boot text, a lost request or a lost answer are asked through,
+        so only a board that never answers (another firmware, a bootloader) gets here.
+        """
+        seconds = min(self.deadlines.probe_s, self.deadlines.hello_s)
         try:
             self._link = SerialLink(open_serial(port, self.target.board.baud, connect_timeout_s=5.0), port)
-            self._link.send(MsgType.HELLO_REQ)
-            self._hello = self._wait_hello(min(PROBE_TIMEOUT_S, HELLO_TIMEOUT_S))
-        except (LinkTimeout, ProtocolError):
+            self._hello = self._wait_hello(seconds, ask_at_once=True)
+        except LinkTimeout as exc:
+            self.notify(f"no profiler firmware answers on {port} ({exc}); flashing it")
+            return None
+        except ProtocolError as exc:
+            self.notify(f"the board on {port} speaks another protocol ({exc}); flashing it")
             return None
         return self._hello
 
-    def _wait_hello(self, timeout_s: float | None = None) -> Hello:
-        assert self._link is not None
-        for event in self._events(HELLO_TIMEOUT_S if timeout_s is None else timeout_s, "the board's HELLO"):
+    def _wait_hello(self, seconds: float | None = None, ask_at_once: bool = True) -> Hello:
+        """The board's HELLO, asking with HELLO_REQ (after a delimiter) with backoff until the deadline."""
+        link = self._link
+        assert link is not None
+        wait = Wait("the board's HELLO", self.deadlines.hello_s if seconds is None else seconds)
+        asks = Backoff(0.0 if ask_at_once else 1.0, ASK_MAX_S)  # ours says HELLO as it boots: ask later
+
+        def ask() -> None:
+            if asks.due():
+                link.send(MsgType.HELLO_REQ)
+                wait.requests += 1
+
+        for event in self._events(wait, ask):
+            if isinstance(event, Boot):
+                return event.hello
             if isinstance(event, Hello):
                 return event
         raise AssertionError("unreachable")
@@ -381,6 +415,7 @@ class Session:
                 f"board speaks protocol {hello.protocol_version}, this profiler {PROTOCOL_VERSION}; "
                 "re-flash the firmware that ships with this profiler"
             )
+        check_hello(hello)
         if hello.model_status != ModelStatus.OK:
             status = MODEL_STATUS_TEXT.get(ModelStatus(hello.model_status), f"status {hello.model_status}")
             raise FirmwareError(f"board reports {status}; re-flash the model", code=hello.model_status)
@@ -390,10 +425,15 @@ class Session:
                 f"(crc32 {self.model.crc32:08x}); flash the model you asked for"
             )
 
-    def _events(self, timeout_s: float, what: str) -> Iterator[Any]:
+    def _events(self, wait: Wait, ask: Callable[[], None] | None = None) -> Iterator[Any]:
+        """The board's events until `wait`'s deadline; `ask` is called whenever a read brought nothing."""
         assert self._link is not None
         try:
-            for event in self._link.events(timeout_s, what):
+            for event in self._link.events(wait, idle=True):
+                if event is None:
+                    if ask is not None:
+                        ask()
+                    continue
                 if isinstance(event, DeviceError):
                     raise FirmwareError(f"board error {event.code}: {event.message}", code=event.code)
                 if isinstance(event, Log):
@@ -430,23 +470,74 @@ class Session:
                                                self._fixed_point())
 
     def _one_repetition(self, wire_rep: int, rep: int, warmup: bool, reference: list[int]) -> RepetitionEvents:
-        assert self._link is not None and self._hello is not None
-        s, hello = self.settings, self._hello
+        link, hello = self._link, self._hello
+        assert link is not None and hello is not None
+        s, decoder = self.settings, link.decoder
         events = RepetitionEvents(rep, warmup, hello.timer_hz)
         # Host arrival times of the markers, for the host-side span of each phase only.
         arrived_ns: dict[PhaseMark, int] = {PhaseMark.PREFILL_START: time.time_ns()}
-        lost_before = self._link.decoder.frames_lost + self._link.decoder.frames_corrupt
+        lost_before = decoder.frames_lost + decoder.frames_corrupt
+        restarts_before = decoder.sequence_restarts
         self._phase_name = "prefill"
         flags, period_us = self.target.power.run_flags() if self.target.power else (None, 0)
-        self._link.send(MsgType.RUN, run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens),
-                                                 flags=flags, sample_period_us=period_us))
+        run = run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens),
+                          flags=flags, sample_period_us=period_us)
+        link.send(MsgType.RUN, run)
         prev = s.prompt_tokens[-1]
         held: list[TokenRecord] = []
         # Byte-fallback tokens can split one UTF-8 character across tokens.
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        for event in self._events(EVENT_TIMEOUT_S, f"repetition {rep}"):
-            if getattr(event, "rep", wire_rep) != wire_rep:
-                continue  # a late frame of an earlier repetition
+        wait = Wait(f"the first frame of repetition {rep}", self.deadlines.frame_s)
+        asks = Backoff(STATUS_AFTER_S, ASK_MAX_S)
+        nonces: set[int] = set()  # STATUS_REQs sent since the RUN last went out: only their answers count
+        seen = answered = False  # a frame of this repetition arrived; a STATUS said its MEM and DONE follow again
+        recovered = 0  # MEM and DONE that were lost and came again on asking
+        restarted: Hello | None = None  # a reset cut this repetition short: the board's HELLO after it
+        unheard = False  # a reset before this repetition's first frame, heard of without its HELLO
+
+        def ask() -> None:
+            # Silence where the board owes a frame it sends at once: the RUN, or the end of the repetition,
+            # may have been lost; or half the deadline gone (a reset whose boot HELLO was lost). A board still
+            # computing answers once it is done; the answer is idempotent.
+            ended = PhaseMark.DECODE_END in events.phases or len(events.tokens) >= s.tokens
+            lost = decoder.frames_lost + decoder.frames_corrupt > lost_before
+            overdue = time.monotonic() - wait.started > wait.seconds / 2
+            if (not seen or ended or lost or overdue) and asks.due():
+                self._nonce = (self._nonce + 1) & 0xFFFF
+                nonces.add(self._nonce)
+                link.send(MsgType.STATUS_REQ, status_request_payload(self._nonce))
+                wait.requests += 1
+
+        for event in self._events(wait, ask):
+            # A reset: a HELLO with sequence 0, or sequence numbers that went back (its HELLO was lost).
+            if isinstance(event, Boot) or decoder.sequence_restarts > restarts_before:
+                restarts_before = decoder.sequence_restarts
+                boot_hello = event.hello if isinstance(event, Boot) else None
+                if seen:  # the repetition in flight is cut short
+                    restarted = boot_hello or self._wait_hello()
+                    break
+                # Before any frame of this RUN: the board finished the last one and restarted. The RUN reached
+                # it after its boot (and runs), or it is sent again below when the board says it is idle.
+                self._board_reset(rep, boot_hello)
+                unheard = unheard or boot_hello is None
+                if isinstance(event, Boot):
+                    continue
+            if isinstance(event, Status):
+                if event.nonce not in nonces:
+                    continue  # an answer to a request of an earlier repetition, or before the RUN went again
+                if event.state == STATUS_DONE and event.rep == wire_rep:
+                    answered = True
+                elif not seen:  # the board is idle and never got this RUN
+                    if event.state == STATUS_IDLE and self._runs_finished:
+                        # it finished RUNs before, yet says none since its boot: it restarted, its HELLO was lost
+                        self._board_reset(rep, self._wait_hello())
+                    nonces.clear()
+                    link.send(MsgType.RUN, run)
+                    wait.requests += 1
+                continue
+            if getattr(event, "rep", None) != wire_rep:
+                continue  # a late frame of an earlier repetition, a stray HELLO or PONG: never progress
+            seen = True
             if isinstance(event, Phase):
                 events.phases[event.phase] = event.ticks
                 if event.phase != PhaseMark.PREFILL_START:
@@ -454,6 +545,7 @@ class Session:
                 if event.phase == PhaseMark.DECODE_START:
                     self._phase_name = "decode"
             elif isinstance(event, Token):
+                self._check_token(event)
                 text = utf8.decode(self.model.token_bytes(prev, event.token_id))
                 prev = event.token_id
                 events.tokens.append(event)
@@ -468,6 +560,9 @@ class Session:
                 else:  # written with its energy once the repetition's power is known
                     held.append(token)
             elif isinstance(event, MemorySample):
+                if events.memory is not None:
+                    continue  # sent again with a STATUS answer: the first one counts
+                recovered += answered
                 events.memory = event
                 self._emit(SampleRecord(kind="memory", repetition=rep, warmup=warmup, ticks=event.ticks, values={
                     "static_ram_bytes": event.static_ram_bytes, "arena_used_bytes": event.arena_used_bytes,
@@ -478,13 +573,30 @@ class Session:
             elif isinstance(event, CpuUsage | Temperature | PowerReading):
                 events.device_telemetry.append(event)
             elif isinstance(event, Done):
+                recovered += answered  # after a STATUS answer, the DONE is the one sent again
                 events.done = event
+                self._runs_finished += 1
                 break
-        events.frames_missing = self._link.decoder.frames_lost + self._link.decoder.frames_corrupt - lost_before
+            else:
+                continue
+            asks.restart()
+            wait.progress(f"token {len(events.tokens)} of repetition {rep}" if len(events.tokens) < s.tokens
+                          else f"the end (MEM, DONE) of repetition {rep}")
+        missing = decoder.frames_lost + decoder.frames_corrupt - lost_before
+        events.frames_missing = max(0, missing - recovered)
         shift = self._emulator.spec.icount_shift if self._emulator else None
         record = summarise_repetition(events, s, reference, instructions_per_tick=(
             None if shift is None else instructions_from_ticks(1, hello.timer_hz, shift)
         ))  # fmt: skip
+        if restarted is not None:
+            self._emit(BoardResetRecord(
+                message=f"the board restarted during repetition {rep}, after {len(events.tokens)} of {s.tokens} "
+                        "tokens; the repetition is invalid",
+                repetition=rep, phase=self._phase_name, firmware_id=restarted.firmware_id,
+            ))  # fmt: skip
+            record = dataclasses.replace(record, valid=False, reasons=["board reset", *record.reasons])
+        elif unheard:  # now the board is idle: its HELLO, to check it is still this session's
+            self._rehandshake(self._wait_hello())
         for name, start, end in (("prefill", PhaseMark.PREFILL_START, PhaseMark.PREFILL_END),
                                  ("decode", PhaseMark.DECODE_START, PhaseMark.DECODE_END)):  # fmt: skip
             if start in events.phases and end in events.phases:
@@ -507,7 +619,43 @@ class Session:
             self._emit(item)
         self._emit(record)
         events.record = record
+        if restarted is not None:
+            self._rehandshake(restarted)
         return events
+
+    def _board_reset(self, rep: int, hello: Hello | None) -> None:
+        """A reset noticed before any frame of repetition `rep`: recorded; the repetition is not cut short."""
+        self._emit(BoardResetRecord(
+            message=f"the board restarted before repetition {rep} began; the repetition runs on the restarted board",
+            repetition=rep, phase=self._phase_name, firmware_id=hello.firmware_id if hello else "",
+        ))  # fmt: skip
+        if hello is not None:
+            self._rehandshake(hello)
+
+    def _rehandshake(self, hello: Hello) -> None:
+        """After a reset: the board's boot HELLO must still be this session's firmware, board and model."""
+        assert self._hello is not None
+        self._check_model(hello)
+        before = self._hello
+        if (hello.firmware_id, hello.board, hello.timer_hz) != (before.firmware_id, before.board, before.timer_hz):
+            raise FirmwareError(
+                f"after its reset the board says it is {hello.board} with firmware {hello.firmware_id} at "
+                f"{hello.timer_hz} Hz, not {before.board} / {before.firmware_id} / {before.timer_hz} Hz; "
+                "check what is plugged in and re-run"
+            )
+        self._hello = hello
+        self._runs_finished = 0
+
+    def _check_token(self, token: Token) -> None:
+        """A TOKEN whose fields no run can produce is a firmware or protocol fault, named by its field."""
+        vocab = self.model.vocab_size
+        if vocab and token.token_id >= vocab:
+            raise ProtocolError(f"the board's TOKEN field token_id is {token.token_id}, outside the vocabulary "
+                                f"of {vocab} of {self.model.name}; check that the board runs this model")
+        if token.index >= self.settings.tokens:
+            raise ProtocolError(f"the board's TOKEN field index is {token.index}, but only "
+                                f"{self.settings.tokens} tokens were asked for; flash the firmware that ships "
+                                "with this profiler")
 
     # -- quality check (run --check-quality) ----------------------------------
 
@@ -524,8 +672,13 @@ class Session:
             rep = 0xFFFF  # never a repetition number
             self._link.send(MsgType.EVAL, eval_payload(rep, tokens))
             slices: dict[tuple[int, int], tuple[float, ...]] = {}
-            for event in self._events(EVENT_TIMEOUT_S, "the board's logits"):
+            wait = Wait("the board's logits", self.deadlines.frame_s)
+            for event in self._events(wait):
+                if isinstance(event, Boot):
+                    raise LinkError("the board restarted (HELLO with sequence 0) during the quality check; "
+                                    "check its power supply and re-run")
                 if isinstance(event, Logits) and event.rep == rep:
+                    wait.progress()
                     slices[(event.pos, event.offset)] = event.values
                 elif isinstance(event, Done) and event.rep == rep:
                     break
@@ -613,6 +766,10 @@ class Session:
                     held.close()
                 except Exception as exc:  # a release that fails must not cost the closing records
                     logging.getLogger("tiny_profiler").warning("could not release %s: %s", held, exc)
+
+
+def _log_warning(message: str) -> None:
+    logging.getLogger("tiny_profiler").warning(message)
 
 
 def _failure_kind(failure: ProfilerError) -> str:

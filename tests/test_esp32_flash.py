@@ -166,23 +166,27 @@ def test_run_with_port_flashes_through_the_session_then_waits_for_hello(
     rom: EspRomStandIn, c3_elf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`run --device esp32c3 --port PTY`: the session's flash phase drives the adapter; the stand-in's
-    "application" does not speak our protocol, so the run ends in a HELLO timeout recorded in the file."""
-    import profiler.session
+    "application" does not speak our protocol, so the run ends in a HELLO timeout recorded in the file.
+    The probe before flashing asked more than once and said so before flashing."""
     from profiler.api import RunOptions, plan_run
     from profiler.errors import LinkTimeout
     from profiler.sinks.jsonl import read_jsonl
 
-    monkeypatch.setattr(profiler.session, "HELLO_TIMEOUT_S", 1.0)
     if not (FIRMWARE_DIR / "ports" / BOARD.firmware_port / "port.mk").is_file():  # the stand-in ELF has no arena
         from profiler.firmware import FirmwareImage
 
         image = FirmwareImage(port="esp32c3", firmware_id="stand-in", elf=c3_elf, static_ram_bytes=0,
                               arena_total_bytes=256 * 1024, flash_used_bytes=c3_elf.stat().st_size, sections={})
         monkeypatch.setattr(Esp32Adapter, "firmware", lambda self, board: image)
-    session, jsonl = plan_run(RunOptions(device="esp32c3", port=rom.path, model="demo", out=tmp_path))
+    session, jsonl = plan_run(RunOptions(device="esp32c3", port=rom.path, model="demo", out=tmp_path,
+                                            hello_timeout=1.0))
     assert session.target.adapter.options.flasher is None and not session.target.emulate
+    notes: list[tuple[str, list[str]]] = []
+    session.notify = lambda message: notes.append((message, list(rom.boots)))
     with pytest.raises(LinkTimeout):
         session.run()
+    ((note, boots_then),) = notes
+    assert "no profiler firmware answers" in note and "asked" in note and boots_then == []  # before any flashing
     model = DEMO.read_bytes()
     assert rom.flash[BOARD.model_addr : BOARD.model_addr + len(model)] == model
     assert rom.boots == ["download", "app"]

@@ -43,7 +43,7 @@ def board(request: pytest.FixtureRequest) -> Iterator[Board]:
     emulator.start()
     try:
         link = SerialLink(open_serial(emulator.url, profile.baud, connect_timeout_s=5.0), emulator.url)
-        hello = next(e for e in link.events(30, "HELLO") if isinstance(e, p.Hello))
+        hello = next(e.hello for e in link.events(30, "HELLO") if isinstance(e, p.Boot))
         yield link, hello, request.param
         link.close()
     finally:

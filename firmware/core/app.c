@@ -28,6 +28,15 @@ static uint8_t tx_payload[TX_PAYLOAD_MAX];
 static uint8_t tx_frame[TP_ENCODED_MAX(TX_PAYLOAD_MAX)];
 static uint16_t capabilities;                          /* HELLO, set at boot */
 
+/* The end of the last RUN, kept to answer STATUS_REQ: a host that lost MEM or
+ * DONE asks again instead of failing the session. */
+#define MEM_PAYLOAD_BYTES 32
+#define DONE_PAYLOAD_BYTES 13
+static uint8_t last_state;                             /* TP_STATUS_IDLE until a RUN finished */
+static uint16_t last_rep;
+static uint8_t last_mem[MEM_PAYLOAD_BYTES];
+static uint8_t last_done[DONE_PAYLOAD_BYTES];
+
 /* ----------------------------------------------------------------------------
  * Sending */
 
@@ -40,6 +49,13 @@ static void send_frame(uint8_t type, const uint8_t *payload, size_t len) {
 
 static void send_writer(uint8_t type, const TpWriter *w) {
     if (w->ok) send_frame(type, w->p, w->n);
+}
+
+/* A lone delimiter: ends whatever the line carried before (boot text, a
+ * glitch), so it cannot merge into the frame that follows. */
+static void send_delimiter(void) {
+    const uint8_t zero = 0x00;
+    port_uart_write(&zero, 1);
 }
 
 static void send_hello(void) {
@@ -332,6 +348,9 @@ static void handle_run(const uint8_t *p, size_t len) {
     tp_put_u32(&w, port_stack_peak());
     tp_put_u32(&w, pi->stack_total_bytes);
     tp_put_u32(&w, (uint32_t)tp_kv_cache_bytes(c));
+    if (w.ok && w.n == MEM_PAYLOAD_BYTES) {
+        for (size_t i = 0; i < w.n; i++) last_mem[i] = w.p[i];
+    }
     send_writer(TP_MSG_MEM, &w);
 
     tp_writer_init(&w, tx_payload, sizeof tx_payload);
@@ -339,6 +358,30 @@ static void handle_run(const uint8_t *p, size_t len) {
     tp_put_u16(&w, (uint16_t)n_tokens);
     tp_put_u64(&w, port_ticks());
     tp_put_u8(&w, 0);
+    if (w.ok && w.n == DONE_PAYLOAD_BYTES) {
+        for (size_t i = 0; i < w.n; i++) last_done[i] = w.p[i];
+        last_rep = rep;
+        last_state = TP_STATUS_DONE;
+    }
+    send_writer(TP_MSG_DONE, &w);
+}
+
+/* STATUS_REQ: u16 nonce. STATUS (u16 nonce, u16 rep, u8 state) says which
+ * RUN finished last; after it, that RUN's MEM and DONE again, as first sent.
+ * Idempotent: it changes nothing on the board, so the host may ask twice. */
+static void handle_status(const uint8_t *p) {
+    TpWriter w;
+    tp_writer_init(&w, tx_payload, sizeof tx_payload);
+    tp_put_u16(&w, tp_rd16(p));
+    tp_put_u16(&w, last_rep);
+    tp_put_u8(&w, last_state);
+    send_writer(TP_MSG_STATUS, &w);
+    if (last_state != TP_STATUS_DONE) return;
+    tp_writer_init(&w, tx_payload, sizeof tx_payload);
+    tp_put_bytes(&w, (const char *)last_mem, sizeof last_mem);
+    send_writer(TP_MSG_MEM, &w);
+    tp_writer_init(&w, tx_payload, sizeof tx_payload);
+    tp_put_bytes(&w, (const char *)last_done, sizeof last_done);
     send_writer(TP_MSG_DONE, &w);
 }
 
@@ -431,6 +474,10 @@ static void handle_frame(uint8_t type, const uint8_t *p, size_t len) {
     case TP_MSG_EVAL:
         handle_eval(p, len);
         return;
+    case TP_MSG_STATUS_REQ:
+        if (len != 2) break;
+        handle_status(p);
+        return;
     default:
         msg_add(&m, "unknown command ");
         msg_add_hex8(&m, type);
@@ -461,6 +508,8 @@ static void report_rx_error(int r) {
 void tp_app_boot(void) {
     const PortInfo *pi = port_info();
     tx_seq = 0;
+    last_state = TP_STATUS_IDLE;
+    last_rep = 0;
     tp_decoder_init(&rx);
     capabilities = (uint16_t)(TP_CAP_INT8 | TP_CAP_SEEDED_SAMPLING | TP_CAP_MEM_SAMPLES | TP_CAP_INT4 | TP_CAP_EVAL |
                               (TP_FIXED_POINT ? TP_CAP_FIXED_POINT : 0u) |
@@ -476,8 +525,7 @@ void tp_app_boot(void) {
     }
 
     /* one delimiter ends whatever the boot ROM or a previous run left on the line */
-    const uint8_t zero = 0x00;
-    port_uart_write(&zero, 1);
+    send_delimiter();
     send_hello();
 }
 
@@ -485,9 +533,13 @@ void tp_app_poll(void) {
     int b;
     while ((b = port_uart_read()) >= 0) {
         int r = tp_decoder_push(&rx, (uint8_t)b);
+        /* every answer starts with a delimiter, so text the line carried
+         * before it (a boot banner, noise) cannot merge into its first frame */
         if (r == TP_RX_FRAME) {
+            send_delimiter();
             handle_frame(rx.type, rx.payload, rx.len);
         } else if (r < 0) {
+            send_delimiter();
             report_rx_error(r);
         }
     }

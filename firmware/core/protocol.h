@@ -37,6 +37,7 @@ enum {
     TP_MSG_TEMP = 0x0A,
     TP_MSG_POWER = 0x0B,
     TP_MSG_LOGITS = 0x0C, /* EVAL's answer: one slice of one position's logits */
+    TP_MSG_STATUS = 0x0D, /* STATUS_REQ's answer; MEM and DONE of the last RUN follow again */
 };
 
 /* Host -> device message types. */
@@ -45,6 +46,13 @@ enum {
     TP_MSG_RUN = 0x82,
     TP_MSG_HELLO_REQ = 0x83,
     TP_MSG_EVAL = 0x84, /* teacher-forced forward pass, logits back (run --check-quality) */
+    TP_MSG_STATUS_REQ = 0x85, /* u16 nonce: which RUN finished last (idempotent) */
+};
+
+/* STATUS states. */
+enum {
+    TP_STATUS_IDLE = 0, /* no RUN finished since boot */
+    TP_STATUS_DONE = 1, /* `rep` finished; its MEM and DONE follow the STATUS */
 };
 
 /* PHASE values. */
