@@ -508,80 +508,85 @@ class Session:
                 link.send(MsgType.STATUS_REQ, status_request_payload(self._nonce))
                 wait.requests += 1
 
-        for event in self._events(wait, ask):
-            # A reset: a HELLO with sequence 0, or sequence numbers that went back (its HELLO was lost).
-            if isinstance(event, Boot) or decoder.sequence_restarts > restarts_before:
-                restarts_before = decoder.sequence_restarts
-                boot_hello = event.hello if isinstance(event, Boot) else None
-                if seen:  # the repetition in flight is cut short
-                    restarted = boot_hello or self._wait_hello()
-                    break
-                # Before any frame of this RUN: the board finished the last one and restarted. The RUN reached
-                # it after its boot (and runs), or it is sent again below when the board says it is idle.
-                self._board_reset(rep, boot_hello)
-                unheard = unheard or boot_hello is None
-                if isinstance(event, Boot):
+        try:
+            for event in self._events(wait, ask):
+                # A reset: a HELLO with sequence 0, or sequence numbers that went back (its HELLO was lost).
+                if isinstance(event, Boot) or decoder.sequence_restarts > restarts_before:
+                    restarts_before = decoder.sequence_restarts
+                    boot_hello = event.hello if isinstance(event, Boot) else None
+                    if seen:  # the repetition in flight is cut short
+                        restarted = boot_hello or self._wait_hello()
+                        break
+                    # Before any frame of this RUN: the board finished the last one and restarted. The RUN reached
+                    # it after its boot (and runs), or it is sent again below when the board says it is idle.
+                    self._board_reset(rep, boot_hello)
+                    unheard = unheard or boot_hello is None
+                    if isinstance(event, Boot):
+                        continue
+                if isinstance(event, Status):
+                    if event.nonce not in nonces:
+                        continue  # an answer to a request of an earlier repetition, or before the RUN went again
+                    if event.state == STATUS_DONE and event.rep == wire_rep:
+                        answered = True
+                    elif not seen:  # the board is idle and never got this RUN
+                        if event.state == STATUS_IDLE and self._runs_finished:
+                            # it finished RUNs before, yet says none since its boot: it restarted, its HELLO was lost
+                            self._board_reset(rep, self._wait_hello())
+                        nonces.clear()
+                        link.send(MsgType.RUN, run)
+                        wait.requests += 1
                     continue
-            if isinstance(event, Status):
-                if event.nonce not in nonces:
-                    continue  # an answer to a request of an earlier repetition, or before the RUN went again
-                if event.state == STATUS_DONE and event.rep == wire_rep:
-                    answered = True
-                elif not seen:  # the board is idle and never got this RUN
-                    if event.state == STATUS_IDLE and self._runs_finished:
-                        # it finished RUNs before, yet says none since its boot: it restarted, its HELLO was lost
-                        self._board_reset(rep, self._wait_hello())
-                    nonces.clear()
-                    link.send(MsgType.RUN, run)
-                    wait.requests += 1
-                continue
-            if getattr(event, "rep", None) != wire_rep:
-                continue  # a late frame of an earlier repetition, a stray HELLO or PONG: never progress
-            seen = True
-            if isinstance(event, Phase):
-                events.phases[event.phase] = event.ticks
-                if event.phase != PhaseMark.PREFILL_START:
-                    arrived_ns[event.phase] = time.time_ns()
-                if event.phase == PhaseMark.DECODE_START:
-                    self._phase_name = "decode"
-            elif isinstance(event, Token):
-                self._check_token(event)
-                text = utf8.decode(self.model.token_bytes(prev, event.token_id))
-                prev = event.token_id
-                events.tokens.append(event)
-                events.texts.append(text)
-                token = TokenRecord(
-                    repetition=rep, warmup=warmup, index=event.index, position=event.pos,
-                    token_id=event.token_id, text=text, ticks=event.ticks,
-                    device_ms=events.ms_since_start(event.ticks),
-                )  # fmt: skip
-                if self.target.power is None:
-                    self._emit(token)
-                else:  # written with its energy once the repetition's power is known
-                    held.append(token)
-            elif isinstance(event, MemorySample):
-                if events.memory is not None:
-                    continue  # sent again with a STATUS answer: the first one counts
-                recovered += answered
-                events.memory = event
-                self._emit(SampleRecord(kind="memory", repetition=rep, warmup=warmup, ticks=event.ticks, values={
-                    "static_ram_bytes": event.static_ram_bytes, "arena_used_bytes": event.arena_used_bytes,
-                    "stack_peak_bytes": event.stack_peak_bytes, "stack_total_bytes": event.stack_total_bytes,
-                    "kv_cache_bytes": event.kv_cache_bytes,
-                    "peak_ram_bytes": event.static_ram_bytes + event.arena_used_bytes + event.stack_peak_bytes,
-                }))  # fmt: skip
-            elif isinstance(event, CpuUsage | Temperature | PowerReading):
-                events.device_telemetry.append(event)
-            elif isinstance(event, Done):
-                recovered += answered  # after a STATUS answer, the DONE is the one sent again
-                events.done = event
-                self._runs_finished += 1
-                break
-            else:
-                continue
-            asks.restart()
-            wait.progress(f"token {len(events.tokens)} of repetition {rep}" if len(events.tokens) < s.tokens
-                          else f"the end (MEM, DONE) of repetition {rep}")
+                if getattr(event, "rep", None) != wire_rep:
+                    continue  # a late frame of an earlier repetition, a stray HELLO or PONG: never progress
+                seen = True
+                if isinstance(event, Phase):
+                    events.phases[event.phase] = event.ticks
+                    if event.phase != PhaseMark.PREFILL_START:
+                        arrived_ns[event.phase] = time.time_ns()
+                    if event.phase == PhaseMark.DECODE_START:
+                        self._phase_name = "decode"
+                elif isinstance(event, Token):
+                    self._check_token(event)
+                    text = utf8.decode(self.model.token_bytes(prev, event.token_id))
+                    prev = event.token_id
+                    events.tokens.append(event)
+                    events.texts.append(text)
+                    token = TokenRecord(
+                        repetition=rep, warmup=warmup, index=event.index, position=event.pos,
+                        token_id=event.token_id, text=text, ticks=event.ticks,
+                        device_ms=events.ms_since_start(event.ticks),
+                    )  # fmt: skip
+                    if self.target.power is None:
+                        self._emit(token)
+                    else:  # written with its energy once the repetition's power is known
+                        held.append(token)
+                elif isinstance(event, MemorySample):
+                    if events.memory is not None:
+                        continue  # sent again with a STATUS answer: the first one counts
+                    recovered += answered
+                    events.memory = event
+                    self._emit(SampleRecord(kind="memory", repetition=rep, warmup=warmup, ticks=event.ticks, values={
+                        "static_ram_bytes": event.static_ram_bytes, "arena_used_bytes": event.arena_used_bytes,
+                        "stack_peak_bytes": event.stack_peak_bytes, "stack_total_bytes": event.stack_total_bytes,
+                        "kv_cache_bytes": event.kv_cache_bytes,
+                        "peak_ram_bytes": event.static_ram_bytes + event.arena_used_bytes + event.stack_peak_bytes,
+                    }))  # fmt: skip
+                elif isinstance(event, CpuUsage | Temperature | PowerReading):
+                    events.device_telemetry.append(event)
+                elif isinstance(event, Done):
+                    recovered += answered  # after a STATUS answer, the DONE is the one sent again
+                    events.done = event
+                    self._runs_finished += 1
+                    break
+                else:
+                    continue
+                asks.restart()
+                wait.progress(f"token {len(events.tokens)} of repetition {rep}" if len(events.tokens) < s.tokens
+                              else f"the end (MEM, DONE) of repetition {rep}")
+        except BaseException:
+            for token in held:  # the link, a reset or the user ended it: its tokens still reach the file
+                self._emit(token)
+            raise
         missing = decoder.frames_lost + decoder.frames_corrupt - lost_before
         events.frames_missing = max(0, missing - recovered)
         shift = self._emulator.spec.icount_shift if self._emulator else None
