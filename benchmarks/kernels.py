@@ -384,7 +384,9 @@ def print_table(rows: list[Row], console: Console) -> None:
                    "peak RAM"):
         detail.add_column(column, justify="left" if column in ("board", "kernels", "model") else "right")
     for row in rows:
-        detail.add_row(row.device, row.kernels, row.model, *(f"{row.shares.get(c, 0):,.0f}" for c in CATEGORIES),
+        # "-": not traced (QEMU's log splits Helium instructions; other rows are traced once per board), never 0
+        shares = [f"{row.shares.get(c, 0):,.0f}" if row.traced_step_mean else "-" for c in CATEGORIES]
+        detail.add_row(row.device, row.kernels, row.model, *shares,
                        f"{row.traced_step_mean:,.0f}" if row.traced_step_mean else "-", f"{row.mean:,.0f}",
                        f"{row.text_bytes:,}", f"{row.bss_bytes:,}", f"{row.peak_ram_bytes:,}")
     console.print(detail)
