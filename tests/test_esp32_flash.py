@@ -30,7 +30,7 @@ def c3_elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ESP32-C3 firmware ELF: the real bare-metal port once it is in the tree, else a minimal RV32IMC
     program built with the same Debian toolchain (an honest ELF for elf2image, not the profiler)."""
     if (FIRMWARE_DIR / "ports" / BOARD.firmware_port / "port.mk").is_file():
-        return ensure_firmware(BOARD.firmware_port, Esp32Adapter.toolchain).elf
+        return ensure_firmware(BOARD.firmware_port).elf
     build = tmp_path_factory.mktemp("c3")
     source = build / "app.c"
     source.write_text("volatile unsigned counter = 7;\nvoid _start(void) { for (;;) counter++; }\n")
