@@ -27,7 +27,7 @@ from platforms.boards import BOARDS
 from platforms.esp_qemu import INSTALL_HINT as ESP_QEMU_HINT
 from platforms.esp_qemu import find_fork, machines
 from platforms.tools import OPENOCD, PYOCD, ST_FLASH
-from profiler.firmware import cache_dir
+from profiler.firmware import FIRMWARE_DIR, cache_dir, port_toolchain
 
 DIST = "tiny-llm-edge-profiler"
 DEFAULT_FAMILY = "stm32"  # `make demo`: --device stm32 --emulate
@@ -123,12 +123,15 @@ def family_checks(family: str) -> list[Check]:
     boards = [b for b in BOARDS if b.family == family]
     adapter = adapter_for(boards[0])
     default = family == DEFAULT_FAMILY
-    toolchain = adapter.toolchain
-    rows = [program(family, toolchain.compiler, _apt(toolchain.debian_package), required=default)]
-    if toolchain.compiler == "arm-none-eabi-gcc":
-        rows.append(_ok(family, "newlib for Cortex-M", "libc.a found", default) if _newlib(toolchain.compiler)
-                    else _missing(family, "newlib for Cortex-M", "no libc.a for the compiler",
-                                  _apt("libnewlib-arm-none-eabi"), default))
+    rows = []
+    ports = [b.firmware_port for b in boards if b.firmware_port and (FIRMWARE_DIR / "ports" / b.firmware_port
+                                                                     / "port.mk").is_file()]
+    for toolchain in dict.fromkeys(port_toolchain(port) for port in ports):  # each port.mk names its compiler
+        rows.append(program(family, toolchain.compiler, _apt(toolchain.debian_package), required=default))
+        if toolchain.compiler == "arm-none-eabi-gcc":
+            rows.append(_ok(family, "newlib for Cortex-M", "libc.a found", default) if _newlib(toolchain.compiler)
+                        else _missing(family, "newlib for Cortex-M", "no libc.a for the compiler",
+                                      _apt("libnewlib-arm-none-eabi"), default))
     for board in (b for b in boards if b.qemu_machine):
         spec = adapter.emulate(board, Path("firmware.elf"), Path("model.tpm")).spec
         name = f"{spec.binary} -M {spec.machine} ({board.name})"
