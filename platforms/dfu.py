@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Protocol
 
-from platforms.flasher import Flasher, register_flasher
+from platforms.flasher import Flasher, ToolStatus, register_flasher
 from platforms.images import FlashImage, FlashRegion
 from profiler.errors import FlashError, ToolMissing
 
@@ -347,6 +347,20 @@ class DfuFlasher(Flasher):
     """The STM32 ROM DFU bootloader (no probe): writes what differs, then jumps to the firmware."""
 
     name: ClassVar[str] = "dfu"
+
+    @classmethod
+    def status(cls) -> ToolStatus:
+        """DFU speaks through pyusb, which needs the libusb-1.0 shared library."""
+        what = "libusb-1.0 (dfu flasher)"
+        try:
+            import usb.backend.libusb1
+
+            backend = usb.backend.libusb1.get_backend()
+        except Exception:  # pyusb missing or broken: doctor's python rows say which
+            backend = None
+        if backend is None:
+            return ToolStatus(what, False, "pyusb finds no libusb backend", "sudo apt-get install libusb-1.0-0")
+        return ToolStatus(what, True, "pyusb backend found")
 
     def _open(self) -> DfuSe:
         return DfuSe(find_device(self.options.usb_serial)).open()

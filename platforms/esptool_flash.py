@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from platforms.flasher import Flasher, register_flasher
+from platforms.flasher import Flasher, ToolStatus, register_flasher
 from platforms.images import FlashImage, FlashRegion
 from profiler.errors import FlashError
 
@@ -59,6 +60,14 @@ class EsptoolFlasher(Flasher):
 
     name: ClassVar[str] = "esptool"
     connect_attempts: int = 7  # esptool's default number of reset-and-sync attempts
+
+    @classmethod
+    def status(cls) -> ToolStatus:
+        what = "esptool (flasher)"
+        try:
+            return ToolStatus(what, True, importlib.metadata.version("esptool"))
+        except importlib.metadata.PackageNotFoundError:
+            return ToolStatus(what, False, "not installed", "pip install 'esptool>=5,<6'")
 
     def _before(self) -> str:
         method = self.options.reset_method or self.board.reset_method

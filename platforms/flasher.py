@@ -34,10 +34,25 @@ class FlashOptions:
     flash_baud: int | None = None  # esptool: baud rate while flashing
 
 
+@dataclass(frozen=True)
+class ToolStatus:
+    """Whether what a flasher runs is on this machine (`tiny-profiler doctor` prints one row of it)."""
+
+    what: str  # e.g. "openocd (flasher)"
+    ok: bool
+    detail: str  # the path or version found, or what is missing
+    fix: str | None = None
+
+
 class Flasher(ABC):
     """One flashing tool bound to one board, this bench's options and the board's port."""
 
     name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def status(cls) -> ToolStatus:
+        """Whether the tool is installed here, and the one-line fix when it is not."""
 
     def __init__(self, board: BoardProfile, options: FlashOptions, port: str) -> None:
         self.board = board

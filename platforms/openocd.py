@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from platforms.flasher import Flasher, register_flasher
+from platforms.flasher import Flasher, ToolStatus, register_flasher
 from platforms.images import FlashImage, FlashRegion, image_file
 from platforms.tools import OPENOCD, run_tool
 
@@ -94,6 +94,10 @@ class OpenOcdFlasher(Flasher):
     """One OpenOCD run for all images, with the bench's scripts or else the board row's."""
 
     name: ClassVar[str] = "openocd"
+
+    @classmethod
+    def status(cls) -> ToolStatus:
+        return OPENOCD.status("openocd (flasher)")
 
     def _config(self) -> tuple[str, ...]:
         return self.options.openocd_config or self.board.openocd_config

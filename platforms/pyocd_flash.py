@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from platforms.flasher import Flasher, register_flasher
+from platforms.flasher import Flasher, ToolStatus, register_flasher
 from platforms.images import FlashImage, FlashRegion, image_file
 from platforms.tools import PYOCD, run_tool
 
@@ -61,6 +61,10 @@ class PyOcdFlasher(Flasher):
     """One `pyocd flash` per image (an ELF as it is, a binary at its base address); the last one resets."""
 
     name: ClassVar[str] = "pyocd"
+
+    @classmethod
+    def status(cls) -> ToolStatus:
+        return PYOCD.status("pyocd (flasher)")
 
     def write(self, images: Sequence[FlashImage]) -> tuple[FlashRegion, ...]:
         target, probe = self.board.flash_target, self.options.probe

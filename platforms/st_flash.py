@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from platforms.flasher import Flasher, register_flasher
+from platforms.flasher import Flasher, ToolStatus, register_flasher
 from platforms.images import FlashImage, FlashRegion
 from platforms.tools import ST_FLASH, run_tool
 
@@ -25,6 +25,10 @@ class StFlashFlasher(Flasher):
     """An ST-LINK through stlink-tools' st-flash."""
 
     name: ClassVar[str] = "st-flash"
+
+    @classmethod
+    def status(cls) -> ToolStatus:
+        return ST_FLASH.status("st-flash (flasher)")
 
     def _serial(self) -> list[str]:
         return ["--serial", self.options.probe] if self.options.probe else []

@@ -17,7 +17,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from platforms import adapter_for, families
 from platforms.boards import BOARDS
 from platforms.esp_qemu import INSTALL_HINT as ESP_QEMU_HINT
 from platforms.esp_qemu import find_fork, machines
-from platforms.tools import OPENOCD, PYOCD, ST_FLASH
+from platforms.flasher import flasher_class
 from profiler.firmware import FIRMWARE_DIR, cache_dir, port_toolchain
 
 DIST = "tiny-llm-edge-profiler"
@@ -150,36 +150,10 @@ def family_checks(family: str) -> list[Check]:
             name = f"Espressif QEMU fork -M {board.flash_target} ({board.name})"
             rows.append(_ok(family, name, fork) if fork else _missing(family, name, "not found", ESP_QEMU_HINT))
         rows.append(program(family, "idf.py (ESP-IDF, Xtensa firmware)", "install ESP-IDF and source its export.sh"))
-    flasher_checks: dict[str, Callable[[], Check]] = {
-        "pyocd": lambda: program(family, "pyocd (flasher)", PYOCD.install),
-        "openocd": lambda: program(family, "openocd (flasher)", OPENOCD.install),
-        "st-flash": lambda: program(family, "st-flash (flasher)", ST_FLASH.install),
-        "dfu": lambda: _libusb(family),
-        "esptool": lambda: _module(family, "esptool (flasher)", "esptool", "pip install 'esptool>=5,<6'"),
-    }
-    rows += [flasher_checks[name]() for name in adapter.flashers if name in flasher_checks]
+    for status in (flasher_class(name).status() for name in adapter.flashers):  # each flasher says what it needs
+        rows.append(_ok(family, status.what, status.detail) if status.ok
+                    else _missing(family, status.what, status.detail, status.fix or ""))
     return rows
-
-
-def _module(group: str, name: str, module: str, fix: str) -> Check:
-    try:
-        version = importlib.metadata.version(module)
-    except importlib.metadata.PackageNotFoundError:
-        return _missing(group, name, "not installed", fix)
-    return _ok(group, name, version)
-
-
-def _libusb(family: str) -> Check:
-    """DFU speaks through pyusb, which needs the libusb-1.0 shared library."""
-    try:
-        import usb.backend.libusb1
-
-        backend = usb.backend.libusb1.get_backend()
-    except Exception:  # pyusb missing or broken: the python rows say which
-        backend = None
-    if backend is None:
-        return _missing(family, "libusb-1.0 (dfu flasher)", "pyusb finds no libusb backend", _apt("libusb-1.0-0"))
-    return _ok(family, "libusb-1.0 (dfu flasher)", "pyusb backend found")
 
 
 def service_programs() -> list[Check]:
