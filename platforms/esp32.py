@@ -27,6 +27,7 @@ from platforms.boards import BoardProfile
 from platforms.esptool_flash import EsptoolFlasher, first_line, quiet_esptool
 from platforms.flasher import Flasher
 from platforms.images import FlashImage
+from platforms.serial_ports import usb_serial_of, wait_for_port
 from profiler.emulator import QemuBoard
 from profiler.errors import ConfigError, PlatformError, ToolMissing
 from profiler.firmware import FIRMWARE_DIR, FirmwareImage, cache_dir, ensure_firmware, inspect_elf
@@ -149,16 +150,12 @@ class Esp32Adapter(PlatformAdapter):
     # -- the link after a reset ---------------------------------------------
 
     def _remember_usb_serial(self, port: str) -> None:
-        from profiler.discovery import usb_serial_of
-
         serial_number = self.options.usb_serial or usb_serial_of(port)
         if serial_number:
             self._usb_serial[port] = serial_number
 
     def open_link(self, board: BoardProfile, port: str) -> str:
         """The port after the reset: the same path, or the one the board re-enumerated as."""
-        from profiler.discovery import wait_for_port
-
         return wait_for_port(port, self._usb_serial.get(port) or self.options.usb_serial, PORT_RETURN_TIMEOUT_S)
 
     # -- emulation ----------------------------------------------------------
