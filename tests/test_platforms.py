@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,15 @@ def test_every_row_has_its_firmware_port_or_says_why_not(board) -> None:  # type
         assert toolchain.compiler.startswith(expected)  # the C3's RISC-V compiler is its port's, not its family's
     else:
         assert (port / "CMakeLists.txt").is_file()  # an ESP-IDF project, built with idf.py
+
+
+def test_every_family_is_found_through_the_entry_point_group() -> None:
+    """The registry is filled only from the `tiny_profiler.platforms` entry points (pyproject.toml): each names
+    the module whose @register adds that family, and every family of the board table has one."""
+    entries = {entry.name: entry.value for entry in entry_points(group="tiny_profiler.platforms")}
+    assert set(entries) == set(families()) == set(registered_families())
+    for family, module in entries.items():
+        assert adapter_for(boards_of(family)[0]).__module__ == module
 
 
 def test_names_are_unique_and_families_pick_their_default_board() -> None:
