@@ -17,9 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from platforms.boards import resolve_board
 from profiler.api import RunOptions, plan_run, resolve_model_path
 from profiler.models.format import ModelConfig, TpmModel, read_header
-from profiler.models.inspect import FLASH_BANDWIDTH, costs
+from profiler.models.inspect import costs
 from profiler.models.llama2c import write_checkpoint
 from profiler.models.random_model import random_float_weights
 from profiler.models.tokenizer import Tokenizer
@@ -55,7 +56,8 @@ def main() -> int:
             summary = session.run()
             c = costs(read_header(model).config)
             ipt = summary.decode_instructions_per_token
-            bandwidth, note = FLASH_BANDWIDTH["stm32n657"]
+            n6 = resolve_board("stm32n657")
+            bandwidth, note = n6.flash_read_bytes_per_s or 0.0, n6.flash_read_note
             rows.append({"model": f"stories15M-shaped {quant}", "params": c.params, "file_bytes": model.stat().st_size,
                          "valid": summary.valid, "reference_match": summary.reference_match,
                          "decode_instructions_per_token": ipt,

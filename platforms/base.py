@@ -2,52 +2,37 @@
 
 An adapter knows how to put firmware and a model on a board of its chip
 family and how to reach its UART: `flash`, `reset`, `open_link` for hardware,
-`emulate` for boards QEMU can run. Core code never lists families by string;
-third-party adapters register through the `tiny_profiler.platforms` entry point
-group.
+`emulate` for boards QEMU can run. Flashing goes through the board's flasher
+(platforms/flasher.py), chosen by name. Core code never lists families by
+string: every adapter, ours included, is found through the
+`tiny_profiler.platforms` entry point group (pyproject.toml), so this module
+imports none of its children.
 """
 
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+from abc import ABC
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from platforms.boards import BoardProfile
+from platforms.flasher import Flasher, FlashOptions, flasher_class
+from platforms.images import FlashImage, FlashRegion, elf_flash_image, raw_image
 from profiler.emulator import QemuBoard
 from profiler.errors import ConfigError, PlatformError
-from profiler.firmware import FirmwareImage, Toolchain, ensure_firmware
+from profiler.firmware import FirmwareImage, ensure_firmware
+
+__all__ = ["FlashOptions", "FlashRegion", "FlashReport", "PlatformAdapter", "adapter_for", "register"]
 
 _REGISTRY: dict[str, type[PlatformAdapter]] = {}
 _ENTRY_POINT_GROUP = "tiny_profiler.platforms"
+_loaded = False
 A = TypeVar("A", bound="type[PlatformAdapter]")
 log = logging.getLogger("tiny_profiler.flash")
-
-
-@dataclass(frozen=True)
-class FlashOptions:
-    """How this bench reaches one board; each field overrides the board profile's default."""
-
-    flasher: str | None = None  # one of the adapter's `flashers`
-    probe: str | None = None  # debug probe serial number / pyOCD unique id
-    reset_method: str | None = None  # dtr-rts | usb-jtag | manual | probe
-    usb_serial: str | None = None  # the board's USB serial number: finds its port again after re-enumeration
-    openocd_config: tuple[str, ...] = ()  # OpenOCD -f scripts (interface, target)
-    flash_baud: int | None = None  # esptool: baud rate while flashing
-
-
-@dataclass(frozen=True)
-class FlashRegion:
-    """One image written (or found already in place) at one address."""
-
-    name: str
-    address: int
-    size: int
-    written: bool
 
 
 @dataclass(frozen=True)
@@ -80,8 +65,7 @@ class PlatformAdapter(ABC):
     """How to flash, reset, reach and emulate the boards of one chip family."""
 
     family: ClassVar[str]
-    toolchain: ClassVar[Toolchain]
-    flashers: ClassVar[tuple[str, ...]] = ()
+    flashers: ClassVar[tuple[str, ...]] = ()  # names of registered flashers (platforms/flasher.py)
 
     def __init__(self, options: FlashOptions | None = None) -> None:
         self.options = options or FlashOptions()
@@ -96,25 +80,50 @@ class PlatformAdapter(ABC):
             )
         return chosen
 
-    def firmware(self, board: BoardProfile, kernels: str | None = None) -> FirmwareImage:
-        """The firmware image for the board (matmul kernel set: the port's default for None), built on first use."""
-        return ensure_firmware(board.firmware_port, self.toolchain, kernels)
+    @staticmethod
+    def port_of(board: BoardProfile) -> str:
+        """The board's firmware port, or PlatformError with the row's reason it has none."""
+        if board.firmware_port is None:
+            raise PlatformError(f"{board.name} has no firmware port yet: {board.no_port_reason}")
+        return board.firmware_port
 
-    @abstractmethod
+    def firmware(self, board: BoardProfile, kernels: str | None = None) -> FirmwareImage:
+        """The firmware image for the board (matmul kernel set: the port's default for None), built on first use
+        with the toolchain its port.mk names."""
+        return ensure_firmware(self.port_of(board), kernels=kernels)
+
+    def images(self, board: BoardProfile, firmware_elf: Path, model: Path) -> list[FlashImage]:
+        """Firmware (from the ELF's flash segments) and model, at their flash addresses."""
+        return [
+            elf_flash_image(firmware_elf, board.flash_base, board.flash_bytes),
+            raw_image("model", board.model_addr, model),
+        ]
+
+    def make_flasher(self, board: BoardProfile, port: str) -> Flasher:
+        """The board's flasher (see `flasher_for`), bound to this bench's options and the board's port."""
+        return flasher_class(self.flasher_for(board))(board, self.options, port)
+
+    def write(self, board: BoardProfile, port: str, images: Sequence[FlashImage]) -> FlashReport:
+        """Hand the images to the board's flasher and log what it wrote."""
+        flasher = self.make_flasher(board, port)
+        return log_report(board, FlashReport(flasher.name, flasher.write(images)))
+
     def flash(self, board: BoardProfile, firmware_elf: Path, model: Path, port: str) -> FlashReport:
         """Write firmware and model to a real board, skipping images already there."""
+        self.flasher_for(board)
+        return self.write(board, port, self.images(board, firmware_elf, model))
 
-    @abstractmethod
     def reset(self, board: BoardProfile, port: str) -> None:
         """Reset a real board so it boots the profiler firmware and sends HELLO."""
-
-    def open_link(self, board: BoardProfile, port: str) -> str:
-        """The pyserial URL of the board's profiler UART (a device path is a URL too)."""
-        return port
+        self.make_flasher(board, port).reset()
 
     def emulate(self, board: BoardProfile, firmware_elf: Path, model: Path) -> QemuBoard:
         """An emulated board with firmware and model loaded where flashing puts them."""
         raise PlatformError(f"{board.name} has no emulator; {self.no_emulator_hint(board)}")
+
+    def open_link(self, board: BoardProfile, port: str) -> str:
+        """The pyserial URL of the board's profiler UART (a device path is a URL too)."""
+        return port
 
     def can_emulate(self, board: BoardProfile) -> bool:
         """Whether `emulate` can run this board on this machine."""
@@ -134,31 +143,30 @@ def register(cls: A) -> A:
     return cls
 
 
-def _load_builtin_and_plugins() -> None:
-    # Import for the side effect of @register; plugins come from entry points.
-    import platforms.esp32
-    import platforms.mps
-    import platforms.riscv
-    import platforms.stm32  # noqa: F401
-
+def _load_adapters() -> None:
+    """Load every adapter named in the entry point group (loading one runs its @register)."""
+    global _loaded
+    if _loaded:
+        return
     for entry in entry_points(group=_ENTRY_POINT_GROUP):
         entry.load()
+    _loaded = True
 
 
 def registered_families() -> list[str]:
     """Families with an adapter."""
-    _load_builtin_and_plugins()
+    _load_adapters()
     return sorted(_REGISTRY)
 
 
 def adapter_for(board: BoardProfile, options: FlashOptions | None = None) -> PlatformAdapter:
     """The adapter of the board's family, set up with this bench's options."""
-    _load_builtin_and_plugins()
+    _load_adapters()
     factory: Callable[[FlashOptions | None], PlatformAdapter] | None = _REGISTRY.get(board.family)
     if factory is None:
         raise ConfigError(
             f"no platform adapter for family {board.family!r} (board {board.name}); "
-            f"installed: {', '.join(sorted(_REGISTRY))}"
+            f"installed: {', '.join(sorted(_REGISTRY)) or 'none (reinstall the package: pip install -e .)'}"
         )
     return factory(options)
 

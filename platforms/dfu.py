@@ -33,10 +33,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from platforms.base import FlashRegion
-from platforms.images import FlashImage
+from platforms.flasher import Flasher, ToolStatus, register_flasher
+from platforms.images import FlashImage, FlashRegion
 from profiler.errors import FlashError, ToolMissing
 
 STM32_DFU_VID_PID = (0x0483, 0xDF11)
@@ -340,3 +340,33 @@ def flash_images(dfu: DfuSe, images: Sequence[FlashImage], start_address: int) -
         regions.append(FlashRegion(image.name, image.address, len(image.data), written=not same))
     dfu.leave(start_address)
     return tuple(regions)
+
+
+@register_flasher
+class DfuFlasher(Flasher):
+    """The STM32 ROM DFU bootloader (no probe): writes what differs, then jumps to the firmware."""
+
+    name: ClassVar[str] = "dfu"
+
+    @classmethod
+    def status(cls) -> ToolStatus:
+        """DFU speaks through pyusb, which needs the libusb-1.0 shared library."""
+        what = "libusb-1.0 (dfu flasher)"
+        try:
+            import usb.backend.libusb1
+
+            backend = usb.backend.libusb1.get_backend()
+        except Exception:  # pyusb missing or broken: doctor's python rows say which
+            backend = None
+        if backend is None:
+            return ToolStatus(what, False, "pyusb finds no libusb backend", "sudo apt-get install libusb-1.0-0")
+        return ToolStatus(what, True, "pyusb backend found")
+
+    def _open(self) -> DfuSe:
+        return DfuSe(find_device(self.options.usb_serial)).open()
+
+    def write(self, images: Sequence[FlashImage]) -> tuple[FlashRegion, ...]:
+        return flash_images(self._open(), images, self.board.firmware_addr)
+
+    def reset(self) -> None:
+        self._open().leave(self.board.firmware_addr)

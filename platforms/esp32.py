@@ -1,23 +1,8 @@
 """ESP32 family (ESP32, ESP32-S3, ESP32-C3): flashed with the esptool library over the ROM serial bootloader.
 
-The flash path, all through esptool's public API (esptool >= 5):
-
-1. `detect_chip(port, before=...)` resets the chip into its ROM bootloader with
-   esptool's own DTR/RTS sequences (the tight POSIX sequence for USB-UART
-   bridges, the USB-Serial-JTAG sequence for 303a:1001 ports; `manual` skips
-   the reset), syncs, and identifies the chip; a chip other than the board's
-   stops here with a one-line error.
-2. We stay in ROM loader mode (no stub upload, like `esptool --no-stub`):
-   `attach_flash`, SPI_SET_PARAMS with the detected flash size, and
-   CHANGE_BAUDRATE to the flash baud.
-3. Skip rule: for every image (firmware, model) the ROM's SPI_FLASH_MD5 of
-   its flash range is compared with the MD5 of the bytes we would write
-   (padded to 4 bytes as esptool pads them). Only images that differ go to
-   `write_flash` (compressed FLASH_DEFL_* writes, then esptool's own MD5
-   verify).
-4. `reset_chip(esp, "hard-reset")` pulses EN with IO0 high so the firmware
-   boots; `open_link` then waits for the port to come back, finding it again
-   by USB serial number when USB re-enumeration renamed it.
+Flashing is the esptool flasher's (platforms/esptool_flash.py); after its reset
+`open_link` waits for the port to come back, finding it again by USB serial
+number when USB re-enumeration renamed it.
 
 Images: a bare-metal port (esp32c3) is one ELF turned into an image by
 esptool's `elf2image` and written at the board's firmware address; an
@@ -28,48 +13,26 @@ read from the partition table.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
 import struct
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from platforms import esp_qemu
-from platforms.base import FlashOptions, FlashRegion, FlashReport, PlatformAdapter, log_report, register
+from platforms.base import FlashOptions, FlashReport, PlatformAdapter, register
 from platforms.boards import BoardProfile
+from platforms.esptool_flash import EsptoolFlasher, first_line, quiet_esptool
+from platforms.flasher import Flasher
 from platforms.images import FlashImage
+from platforms.serial_ports import usb_serial_of, wait_for_port
 from profiler.emulator import QemuBoard
-from profiler.errors import ConfigError, FlashError, PlatformError, ToolMissing
-from profiler.firmware import FIRMWARE_DIR, FirmwareImage, Toolchain, cache_dir, ensure_firmware, inspect_elf
+from profiler.errors import ConfigError, PlatformError, ToolMissing
+from profiler.firmware import FIRMWARE_DIR, FirmwareImage, cache_dir, ensure_firmware, inspect_elf
 
-ROM_BAUD = 115200
-DEFAULT_FLASH_BAUD = 460800
-# esptool's `before` for each reset method of the board profile / hardware map.
-BEFORE = {"dtr-rts": "default-reset", "usb-jtag": "usb-reset", "manual": "no-reset"}
 PORT_RETURN_TIMEOUT_S = 10.0
-
-
-@contextlib.contextmanager
-def quiet_esptool() -> Iterator[None]:
-    """esptool prints progress on stdout; keep stdout clean for `--json` (errors still reach us as exceptions)."""
-    from esptool.logger import log
-
-    log.set_verbosity("silent")
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        log.set_verbosity("auto")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def partition_offset(table: bytes, label: str) -> tuple[int, int] | None:
@@ -89,8 +52,7 @@ class Esp32Adapter(PlatformAdapter):
     """Espressif chips through the esptool library; emulated only on Espressif's QEMU fork (platforms.esp_qemu)."""
 
     family: ClassVar[str] = "esp32"
-    toolchain: ClassVar[Toolchain] = Toolchain("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf")
-    flashers: ClassVar[tuple[str, ...]] = ("esptool",)
+    flashers: ClassVar[tuple[str, ...]] = (EsptoolFlasher.name,)
     connect_attempts: int = 7  # esptool's default number of reset-and-sync attempts
 
     def __init__(self, options: FlashOptions | None = None) -> None:
@@ -100,15 +62,17 @@ class Esp32Adapter(PlatformAdapter):
     # -- firmware -----------------------------------------------------------
 
     def firmware(self, board: BoardProfile, kernels: str | None = None) -> FirmwareImage:
-        port_dir = FIRMWARE_DIR / "ports" / board.firmware_port
+        port = self.port_of(board)
+        port_dir = FIRMWARE_DIR / "ports" / port
         if (port_dir / "CMakeLists.txt").is_file():
             if kernels not in (None, "portable"):
                 raise ConfigError(f"kernels {kernels!r} are not built for {board.name} (ESP-IDF); "
                                   "choose one of: portable")
             return self._idf_firmware(board, port_dir)
-        return ensure_firmware(board.firmware_port, self.toolchain, kernels)
+        return ensure_firmware(port, kernels=kernels)
 
     def _idf_firmware(self, board: BoardProfile, port_dir: Path) -> FirmwareImage:
+        port = port_dir.name
         idf = shutil.which("idf.py")
         if idf is None:
             raise ToolMissing(
@@ -119,7 +83,7 @@ class Esp32Adapter(PlatformAdapter):
         for path in sorted(p for root in (FIRMWARE_DIR / "core", port_dir) for p in root.rglob("*")
                            if p.is_file() and "build" not in p.relative_to(root).parts[:1]):  # fmt: skip
             digest.update(str(path.relative_to(FIRMWARE_DIR)).encode() + b"\0" + path.read_bytes())
-        firmware_id = f"{board.firmware_port}-{board.flash_target}-{digest.hexdigest()[:12]}"
+        firmware_id = f"{port}-{board.flash_target}-{digest.hexdigest()[:12]}"
         build = cache_dir() / firmware_id
         args_file = build / "flasher_args.json"
         if not args_file.is_file():
@@ -133,7 +97,7 @@ class Esp32Adapter(PlatformAdapter):
                 raise PlatformError(f"idf.py build of {board.name} failed: {tail[0]}; run idf.py build in "
                                     f"{port_dir} to see the full log")
         description = json.loads((build / "project_description.json").read_text())
-        return inspect_elf(board.firmware_port, firmware_id, build / description["app_elf"])
+        return inspect_elf(port, firmware_id, build / description["app_elf"])
 
     def images(self, board: BoardProfile, firmware_elf: Path, model: Path) -> list[FlashImage]:
         """What goes to flash and where: firmware image(s), then the model in its partition."""
@@ -164,115 +128,34 @@ class Esp32Adapter(PlatformAdapter):
             try:
                 image = elf2image(str(elf), board.flash_target, output=None, flash_mode="dio", flash_size=size)
             except Exception as exc:  # esptool raises FatalError and plain errors for bad ELFs
-                raise PlatformError(f"esptool elf2image of {elf} failed: {_first_line(exc)}; rebuild the "
+                raise PlatformError(f"esptool elf2image of {elf} failed: {first_line(exc)}; rebuild the "
                                     "firmware") from exc
         assert isinstance(image, bytes)
         return image
 
-    # -- flashing -----------------------------------------------------------
+    # -- flashing ----------------------------------------------------------
 
-    def _before(self, board: BoardProfile) -> str:
-        method = self.options.reset_method or board.reset_method
-        if method not in BEFORE:
-            raise FlashError(f"reset method {method!r} cannot enter the {board.name} bootloader; "
-                             f"use one of {', '.join(BEFORE)} in the hardware map")
-        return BEFORE[method]
-
-    def _connect(self, board: BoardProfile, port: str) -> Any:
-        from esptool.cmds import detect_chip
-
-        try:
-            esp = detect_chip(port, ROM_BAUD, self._before(board), connect_attempts=self.connect_attempts)
-        except Exception as exc:  # FatalError, SerialException, OSError
-            raise FlashError(
-                f"esptool could not reach the {board.name} bootloader on {port}: {_first_line(exc)}; "
-                "check the cable, or hold BOOT while pressing RESET and use reset = \"manual\""
-            ) from exc
-        detected = esp.CHIP_NAME.lower().replace("-", "")
-        if detected != board.flash_target:
-            esp._port.close()
-            raise FlashError(f"the board on {port} is an {esp.CHIP_NAME}, not an {board.name}; "
-                             f"pass --device {detected}")
-        return esp
+    def make_flasher(self, board: BoardProfile, port: str) -> Flasher:
+        flasher = super().make_flasher(board, port)
+        if isinstance(flasher, EsptoolFlasher):
+            flasher.connect_attempts = self.connect_attempts
+        return flasher
 
     def flash(self, board: BoardProfile, firmware_elf: Path, model: Path, port: str) -> FlashReport:
         self.flasher_for(board)
         images = self.images(board, firmware_elf, model)
         self._remember_usb_serial(port)
-        with quiet_esptool():
-            esp = self._connect(board, port)
-            try:
-                regions = self._write(esp, board, images)
-                self._run_firmware(esp)
-            except FlashError:
-                raise
-            except Exception as exc:
-                raise FlashError(f"esptool failed while flashing {board.name} on {port}: {_first_line(exc)}; "
-                                 "retry, and check the cable and the board's power") from exc
-            finally:
-                esp._port.close()
-        return log_report(board, FlashReport("esptool", regions))
-
-    def _write(self, esp: Any, board: BoardProfile, images: list[FlashImage]) -> tuple[FlashRegion, ...]:
-        from esptool.cmds import attach_flash, detect_flash_size, write_flash
-        from esptool.util import flash_size_bytes, pad_to
-
-        attach_flash(esp)
-        detected = detect_flash_size(esp)
-        esp.flash_set_parameters(flash_size_bytes(detected) if detected else board.flash_bytes)
-        baud = self.options.flash_baud or DEFAULT_FLASH_BAUD
-        if baud != ROM_BAUD:
-            esp.change_baud(baud)
-        regions = []
-        pending = []
-        for image in images:
-            padded = pad_to(image.data, 4)
-            same = esp.flash_md5sum(image.address, len(padded)) == hashlib.md5(padded).hexdigest()
-            regions.append(FlashRegion(image.name, image.address, len(image.data), written=not same))
-            if not same:
-                pending.append((image.address, image.data))
-        if pending:
-            write_flash(esp, pending, flash_size="keep", compress=True, no_progress=True)
-        return tuple(regions)
-
-    @staticmethod
-    def _run_firmware(esp: Any) -> None:
-        from esptool.cmds import reset_chip
-
-        reset_chip(esp, "hard-reset")
-
-    def reset(self, board: BoardProfile, port: str) -> None:
-        """EN pulse with IO0 high through esptool's HardReset (the USB variant on USB-Serial-JTAG)."""
-        import serial
-        from esptool.reset import HardReset
-
-        uses_usb = (self.options.reset_method or board.reset_method) == "usb-jtag"
-        try:
-            link = serial.serial_for_url(port, do_not_open=True)
-            link.dtr = link.rts = False  # pyserial would assert both on open; keep IO0 high and EN free
-            link.open()
-        except (serial.SerialException, OSError) as exc:
-            raise FlashError(f"cannot open {port} to reset {board.name}: {_first_line(exc)}; "
-                             "check `tiny-profiler devices`") from exc
-        try:
-            with quiet_esptool():
-                HardReset(link, uses_usb)()
-        finally:
-            link.close()
+        return self.write(board, port, images)
 
     # -- the link after a reset ---------------------------------------------
 
     def _remember_usb_serial(self, port: str) -> None:
-        from profiler.discovery import usb_serial_of
-
         serial_number = self.options.usb_serial or usb_serial_of(port)
         if serial_number:
             self._usb_serial[port] = serial_number
 
     def open_link(self, board: BoardProfile, port: str) -> str:
         """The port after the reset: the same path, or the one the board re-enumerated as."""
-        from profiler.discovery import wait_for_port
-
         return wait_for_port(port, self._usb_serial.get(port) or self.options.usb_serial, PORT_RETURN_TIMEOUT_S)
 
     # -- emulation ----------------------------------------------------------

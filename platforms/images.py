@@ -12,11 +12,27 @@ from profiler.errors import PlatformError
 
 @dataclass(frozen=True)
 class FlashImage:
-    """Contiguous bytes to write at `address` (gaps between segments are erased flash, 0xFF)."""
+    """Contiguous bytes to write at `address` (gaps between segments are erased flash, 0xFF).
+
+    `source` is the file the bytes came from, for tools that take a file rather than bytes:
+    an ELF (`elf` true: the tool reads the addresses inside) or the raw binary itself.
+    """
 
     name: str
     address: int
     data: bytes
+    source: Path | None = None
+    elf: bool = False
+
+
+@dataclass(frozen=True)
+class FlashRegion:
+    """One image written (or found already in place) at one address."""
+
+    name: str
+    address: int
+    size: int
+    written: bool
 
 
 def elf_flash_image(elf: Path, flash_base: int, flash_bytes: int, name: str = "firmware") -> FlashImage:
@@ -42,4 +58,18 @@ def elf_flash_image(elf: Path, flash_base: int, flash_bytes: int, name: str = "f
     buffer = bytearray(b"\xff" * (end - start))
     for address, data in pieces:
         buffer[address - start : address - start + len(data)] = data
-    return FlashImage(name, start, bytes(buffer))
+    return FlashImage(name, start, bytes(buffer), source=elf, elf=True)
+
+
+def raw_image(name: str, address: int, path: Path) -> FlashImage:
+    """A binary file (the model) to write as it is at `address`."""
+    return FlashImage(name, address, path.read_bytes(), source=path)
+
+
+def image_file(image: FlashImage, directory: Path) -> Path:
+    """A file holding the image for tools that take files: its source, else its bytes written to `directory`."""
+    if image.source is not None:
+        return image.source
+    path = directory / f"{image.name}.bin"
+    path.write_bytes(image.data)
+    return path

@@ -16,7 +16,6 @@ from platforms.base import FlashReport, PlatformAdapter, register
 from platforms.boards import BoardProfile
 from profiler.emulator import QemuBoard, QemuSpec
 from profiler.errors import PlatformError
-from profiler.firmware import Toolchain
 
 
 @register
@@ -24,7 +23,6 @@ class MpsAdapter(PlatformAdapter):
     """Emulated Arm MPS2/MPS3 boards on qemu-system-arm."""
 
     family: ClassVar[str] = "mps"
-    toolchain: ClassVar[Toolchain] = Toolchain("arm-none-eabi-gcc", "gcc-arm-none-eabi")
 
     def flash(self, board: BoardProfile, firmware_elf: Path, model: Path, port: str) -> FlashReport:
         raise PlatformError(f"{board.name} exists here only as a QEMU machine; run it with --emulate, "

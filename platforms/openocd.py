@@ -9,11 +9,14 @@ write when the flash already holds the image; OpenOCD then prints
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from platforms.base import FlashRegion
+from platforms.flasher import Flasher, ToolStatus, register_flasher
+from platforms.images import FlashImage, FlashRegion, image_file
 from platforms.tools import OPENOCD, run_tool
 
 SKIPPED = "**Verified OK - No flashing**"
@@ -84,3 +87,26 @@ def reset(config: Sequence[str], probe: str | None, board_name: str) -> None:
     """Reset through the probe."""
     run_tool(OPENOCD, reset_args(config, probe), f"OpenOCD could not reset {board_name}",
              "check the probe's cable and power")
+
+
+@register_flasher
+class OpenOcdFlasher(Flasher):
+    """One OpenOCD run for all images, with the bench's scripts or else the board row's."""
+
+    name: ClassVar[str] = "openocd"
+
+    @classmethod
+    def status(cls) -> ToolStatus:
+        return OPENOCD.status("openocd (flasher)")
+
+    def _config(self) -> tuple[str, ...]:
+        return self.options.openocd_config or self.board.openocd_config
+
+    def write(self, images: Sequence[FlashImage]) -> tuple[FlashRegion, ...]:
+        with tempfile.TemporaryDirectory(prefix="tiny-profiler-openocd-") as tmp:
+            files = [OpenOcdImage(image.name, image_file(image, Path(tmp)), image.address, len(image.data),
+                                  raw=not image.elf) for image in images]
+            return program(self._config(), self.options.probe, files, self.board.name)
+
+    def reset(self) -> None:
+        reset(self._config(), self.options.probe, self.board.name)

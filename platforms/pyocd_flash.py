@@ -11,10 +11,13 @@ image was written; `programmed 0 bytes` means it was already there.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
-from platforms.base import FlashRegion
+from platforms.flasher import Flasher, ToolStatus, register_flasher
+from platforms.images import FlashImage, FlashRegion, image_file
 from platforms.tools import PYOCD, run_tool
 
 _PROGRAMMED = re.compile(r"programmed (\d+) bytes")
@@ -53,16 +56,32 @@ def _next_step(target: str) -> str:
             f"`pyocd pack install {target.removesuffix('tx').removesuffix('xx')}`)")
 
 
-def flash(target: str, probe: str | None, steps: Sequence[tuple[str, int, int, list[str]]],
-          board_name: str) -> tuple[FlashRegion, ...]:
-    """Run one `pyocd flash` per (name, address, size, args) step; report which ones wrote."""
-    regions = []
-    for name, address, size, args in steps:
-        result = run_tool(PYOCD, args, f"pyOCD could not flash the {name} of {board_name}", _next_step(target))
-        regions.append(FlashRegion(name, address, size, written(result.stdout + result.stderr)))
-    return tuple(regions)
+@register_flasher
+class PyOcdFlasher(Flasher):
+    """One `pyocd flash` per image (an ELF as it is, a binary at its base address); the last one resets."""
 
+    name: ClassVar[str] = "pyocd"
 
-def reset(target: str, probe: str | None, board_name: str) -> None:
-    """Reset through the probe."""
-    run_tool(PYOCD, reset_args(target, probe), f"pyOCD could not reset {board_name}", _next_step(target))
+    @classmethod
+    def status(cls) -> ToolStatus:
+        return PYOCD.status("pyocd (flasher)")
+
+    def write(self, images: Sequence[FlashImage]) -> tuple[FlashRegion, ...]:
+        target, probe = self.board.flash_target, self.options.probe
+        regions = []
+        with tempfile.TemporaryDirectory(prefix="tiny-profiler-pyocd-") as tmp:
+            for index, image in enumerate(images):
+                source = image_file(image, Path(tmp))
+                last = index == len(images) - 1
+                args = (flash_elf_args(target, probe, source, reset=last) if image.elf
+                        else flash_bin_args(target, probe, source, image.address, reset=last))
+                result = run_tool(PYOCD, args, f"pyOCD could not flash the {image.name} of {self.board.name}",
+                                  _next_step(target))
+                regions.append(FlashRegion(image.name, image.address, len(image.data),
+                                           written(result.stdout + result.stderr)))
+        return tuple(regions)
+
+    def reset(self) -> None:
+        target = self.board.flash_target
+        run_tool(PYOCD, reset_args(target, self.options.probe), f"pyOCD could not reset {self.board.name}",
+                 _next_step(target))

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from platforms.flasher import ToolStatus
 from profiler.errors import FlashError, ToolMissing
 
 TOOL_TIMEOUT_S = 300.0
@@ -24,6 +25,11 @@ class Tool:
 
     program: str
     install: str  # the hint: a pip command or a Debian package
+
+    def status(self, what: str) -> ToolStatus:
+        """Where the program is, or that it is missing with the install hint."""
+        found = shutil.which(self.program)
+        return ToolStatus(what, True, found) if found else ToolStatus(what, False, "not on PATH", self.install)
 
     def require(self) -> str:
         """The program's path, or ToolMissing with the one-line install hint."""

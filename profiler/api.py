@@ -222,6 +222,6 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
     session.sinks = [JsonlSink(jsonl_path), *options.extra_sinks, *others]
     if isinstance(handle.reference_tokens, ReferencePasses):  # computed while the board boots, or cached
         handle.reference_tokens.prefetch(prompt_tokens, options.tokens, options.temperature, options.seed,
-                                         port_fixed_point(board.firmware_port))
+                                         board.firmware_port is not None and port_fixed_point(board.firmware_port))
     return session, jsonl_path
 

@@ -289,7 +289,10 @@ def _axis(path: Path, board: PlanBoard, key: str, values: list[Any]) -> list[Any
             if key == "kernels" and value is not None and board.device is not None:
                 from profiler.firmware import resolve_kernels
 
-                resolve_kernels(resolve_board(board.device).firmware_port, value)
+                profile = resolve_board(board.device)
+                if profile.firmware_port is None:
+                    raise ConfigError(f"kernels cannot be chosen: {profile.name} has {profile.no_port_reason}")
+                resolve_kernels(profile.firmware_port, value)
             elif key == "power" and value not in (None, "model"):
                 from profiler.power import parse_spec
 

@@ -382,8 +382,8 @@ def model_inspect(
     """Parameters, MACs and bytes per token, RAM needed; with --device, fit and throughput ceilings."""
     from platforms import resolve_board
     from profiler.api import resolve_model_path
+    from profiler.fit_check import board_fit, report_lines
     from profiler.models.format import read_header
-    from profiler.models.inspect import board_fit, report_lines
 
     path = resolve_model_path(model)
     header = read_header(path)
@@ -400,8 +400,8 @@ def model_fit(
     """One table over every board: does the model fit (flash, RAM, margins), and its tokens/s ceilings."""
     from platforms.boards import BOARDS
     from profiler.api import resolve_model_path
+    from profiler.fit_check import fit_table
     from profiler.models.format import read_header
-    from profiler.models.inspect import fit_table
 
     path = resolve_model_path(model)
     print("\n".join(fit_table(read_header(path), list(BOARDS), build_firmware=build)))

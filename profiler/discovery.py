@@ -1,4 +1,5 @@
-"""What is plugged in: serial ports (pyserial) and USB probes (pyusb), each with a board-family guess.
+"""What is plugged in: serial ports (pyserial) and USB probes (pyusb), each with a board-family guess
+from the board rows that list its USB bridge (platforms/boards.py).
 
 Nothing here opens a port or a USB device, so looking never resets a board
 (opening a tty moves DTR/RTS, which ESP32 boards wire to EN and IO0):
@@ -12,54 +13,43 @@ import contextlib
 import grp
 import os
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from profiler.errors import LinkError
+from platforms.boards import BOARDS
+from platforms.serial_ports import list_serial_ports
+from platforms.usb_bridges import UsbBridge
 
 SYSFS_USB = Path("/sys/bus/usb/devices")
 
 
 @dataclass(frozen=True)
 class UsbKind:
-    """A USB VID:PID we recognise (pid None: every product of the vendor)."""
+    """A USB VID:PID we recognise (pid None: every product of the vendor), and the families of the board
+    rows that list it."""
 
     vid: int
     pid: int | None
     name: str
     role: str  # uart | probe | probe+uart | dfu
     families: tuple[str, ...]
+    reset_method: str | None = None  # the bridge decides how the board behind it is reset
 
 
-KNOWN_USB: tuple[UsbKind, ...] = (
-    UsbKind(0x10C4, 0xEA60, "Silicon Labs CP210x USB-UART", "uart", ("esp32",)),
-    UsbKind(0x10C4, 0xEA70, "Silicon Labs CP2105 USB-UART", "uart", ("esp32",)),
-    UsbKind(0x1A86, 0x7523, "WCH CH340 USB-UART", "uart", ("esp32",)),
-    UsbKind(0x1A86, 0x55D4, "WCH CH9102 USB-UART", "uart", ("esp32",)),
-    UsbKind(0x1A86, 0x55D3, "WCH CH343 USB-UART", "uart", ("esp32",)),
-    UsbKind(0x0403, 0x6001, "FTDI FT232R USB-UART", "uart", ("esp32", "riscv")),
-    UsbKind(0x0403, 0x6010, "FTDI FT2232 (JTAG + UART: ESP-Prog, Sipeed RV-Debugger)", "probe+uart",
-            ("esp32", "riscv")),
-    UsbKind(0x0403, 0x6014, "FTDI FT232H (JTAG or UART)", "probe+uart", ("esp32", "riscv")),
-    UsbKind(0x0403, 0x6015, "FTDI FT-X USB-UART", "uart", ("esp32",)),
-    UsbKind(0x303A, 0x1001, "Espressif USB-Serial-JTAG", "probe+uart", ("esp32",)),
-    UsbKind(0x303A, 0x0002, "Espressif USB-OTG download mode", "uart", ("esp32",)),
-    UsbKind(0x0483, 0x3748, "ST-LINK/V2", "probe", ("stm32",)),
-    UsbKind(0x0483, 0x374B, "ST-LINK/V2-1", "probe+uart", ("stm32",)),
-    UsbKind(0x0483, 0x374E, "STLINK-V3E", "probe+uart", ("stm32",)),
-    UsbKind(0x0483, 0x374F, "STLINK-V3", "probe+uart", ("stm32",)),
-    UsbKind(0x0483, 0x3753, "STLINK-V3 (two VCPs)", "probe+uart", ("stm32",)),
-    UsbKind(0x0483, 0x3754, "STLINK-V3 (no mass storage)", "probe+uart", ("stm32",)),
-    UsbKind(0x0483, 0xDF11, "STM32 ROM DFU bootloader", "dfu", ("stm32",)),
-    UsbKind(0x0D28, 0x0204, "Arm DAPLink (CMSIS-DAP)", "probe+uart", ("stm32",)),
-    UsbKind(0x1366, None, "SEGGER J-Link", "probe", ("stm32", "riscv")),
-    UsbKind(0x1A86, 0x8010, "WCH-Link (RISC-V mode)", "probe+uart", ("riscv",)),
-    UsbKind(0x1A86, 0x8012, "WCH-Link (CMSIS-DAP mode)", "probe+uart", ("stm32",)),
-    UsbKind(0x28E9, 0x0189, "GD32 ROM DFU bootloader", "dfu", ("riscv",)),
-)
+def _known_usb() -> tuple[UsbKind, ...]:
+    """Every USB bridge some board row lists (platforms/boards.py), with the families that list it."""
+    families: dict[UsbBridge, list[str]] = {}
+    for board in BOARDS:
+        for bridge in board.usb_bridges:
+            listed = families.setdefault(bridge, [])
+            if board.family not in listed:
+                listed.append(board.family)
+    return tuple(UsbKind(b.vid, b.pid, b.name, b.role, tuple(f), b.reset_method) for b, f in families.items())
+
+
+KNOWN_USB: tuple[UsbKind, ...] = _known_usb()
 
 
 def identify(vid: int | None, pid: int | None) -> UsbKind | None:
@@ -100,13 +90,6 @@ class Device:
         data["usb"] = self.usb_id
         data["families"] = list(self.families)
         return data
-
-
-def list_serial_ports() -> list[Any]:
-    """pyserial's port list (ListPortInfo objects)."""
-    from serial.tools import list_ports
-
-    return list(list_ports.comports())
 
 
 def _holders(path: str) -> list[str]:
@@ -233,42 +216,3 @@ def discover() -> tuple[list[Device], list[str]]:
 def candidates(family: str, devices: Sequence[Device]) -> list[Device]:
     """Serial ports that may be a board of `family`'s UART."""
     return [d for d in devices if d.port and family in d.families]
-
-
-def usb_serial_of(port: str, ports: Iterable[Any] | None = None) -> str | None:
-    """The USB serial number of the device behind a port path, if pyserial knows it."""
-    if "://" in port:
-        return None
-    real = os.path.realpath(port)
-    for info in list_serial_ports() if ports is None else ports:
-        if info.device in (port, real):
-            return str(info.serial_number) if info.serial_number else None
-    return None
-
-
-def find_by_serial(serial_number: str, ports: Iterable[Any] | None = None) -> str | None:
-    """The port path of the USB device with this serial number."""
-    for info in list_serial_ports() if ports is None else ports:
-        if info.serial_number == serial_number:
-            return str(info.device)
-    return None
-
-
-def wait_for_port(port: str, usb_serial: str | None, timeout_s: float, poll_s: float = 0.1) -> str:
-    """The board's port once it is back after a reset: by USB serial number when known (the name may change
-    on re-enumeration), else the same path once it exists again."""
-    if "://" in port:
-        return port
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if usb_serial:
-            found = find_by_serial(usb_serial)
-            if found:
-                return found
-        elif os.path.exists(port):
-            return port
-        if time.monotonic() >= deadline:
-            who = f"USB serial {usb_serial}" if usb_serial else port
-            raise LinkError(f"the board ({who}) did not come back within {timeout_s:.0f} s after its reset; "
-                            "replug it and check `tiny-profiler devices`")
-        time.sleep(poll_s)

@@ -17,7 +17,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,8 @@ from platforms import adapter_for, families
 from platforms.boards import BOARDS
 from platforms.esp_qemu import INSTALL_HINT as ESP_QEMU_HINT
 from platforms.esp_qemu import find_fork, machines
-from platforms.tools import OPENOCD, PYOCD, ST_FLASH
-from profiler.firmware import cache_dir
+from platforms.flasher import flasher_class
+from profiler.firmware import FIRMWARE_DIR, cache_dir, port_toolchain
 
 DIST = "tiny-llm-edge-profiler"
 DEFAULT_FAMILY = "stm32"  # `make demo`: --device stm32 --emulate
@@ -123,12 +123,15 @@ def family_checks(family: str) -> list[Check]:
     boards = [b for b in BOARDS if b.family == family]
     adapter = adapter_for(boards[0])
     default = family == DEFAULT_FAMILY
-    toolchain = adapter.toolchain
-    rows = [program(family, toolchain.compiler, _apt(toolchain.debian_package), required=default)]
-    if toolchain.compiler == "arm-none-eabi-gcc":
-        rows.append(_ok(family, "newlib for Cortex-M", "libc.a found", default) if _newlib(toolchain.compiler)
-                    else _missing(family, "newlib for Cortex-M", "no libc.a for the compiler",
-                                  _apt("libnewlib-arm-none-eabi"), default))
+    rows = []
+    ports = [b.firmware_port for b in boards if b.firmware_port and (FIRMWARE_DIR / "ports" / b.firmware_port
+                                                                     / "port.mk").is_file()]
+    for toolchain in dict.fromkeys(port_toolchain(port) for port in ports):  # each port.mk names its compiler
+        rows.append(program(family, toolchain.compiler, _apt(toolchain.debian_package), required=default))
+        if toolchain.compiler == "arm-none-eabi-gcc":
+            rows.append(_ok(family, "newlib for Cortex-M", "libc.a found", default) if _newlib(toolchain.compiler)
+                        else _missing(family, "newlib for Cortex-M", "no libc.a for the compiler",
+                                      _apt("libnewlib-arm-none-eabi"), default))
     for board in (b for b in boards if b.qemu_machine):
         spec = adapter.emulate(board, Path("firmware.elf"), Path("model.tpm")).spec
         name = f"{spec.binary} -M {spec.machine} ({board.name})"
@@ -147,36 +150,10 @@ def family_checks(family: str) -> list[Check]:
             name = f"Espressif QEMU fork -M {board.flash_target} ({board.name})"
             rows.append(_ok(family, name, fork) if fork else _missing(family, name, "not found", ESP_QEMU_HINT))
         rows.append(program(family, "idf.py (ESP-IDF, Xtensa firmware)", "install ESP-IDF and source its export.sh"))
-    flasher_checks: dict[str, Callable[[], Check]] = {
-        "pyocd": lambda: program(family, "pyocd (flasher)", PYOCD.install),
-        "openocd": lambda: program(family, "openocd (flasher)", OPENOCD.install),
-        "st-flash": lambda: program(family, "st-flash (flasher)", ST_FLASH.install),
-        "dfu": lambda: _libusb(family),
-        "esptool": lambda: _module(family, "esptool (flasher)", "esptool", "pip install 'esptool>=5,<6'"),
-    }
-    rows += [flasher_checks[name]() for name in adapter.flashers if name in flasher_checks]
+    for status in (flasher_class(name).status() for name in adapter.flashers):  # each flasher says what it needs
+        rows.append(_ok(family, status.what, status.detail) if status.ok
+                    else _missing(family, status.what, status.detail, status.fix or ""))
     return rows
-
-
-def _module(group: str, name: str, module: str, fix: str) -> Check:
-    try:
-        version = importlib.metadata.version(module)
-    except importlib.metadata.PackageNotFoundError:
-        return _missing(group, name, "not installed", fix)
-    return _ok(group, name, version)
-
-
-def _libusb(family: str) -> Check:
-    """DFU speaks through pyusb, which needs the libusb-1.0 shared library."""
-    try:
-        import usb.backend.libusb1
-
-        backend = usb.backend.libusb1.get_backend()
-    except Exception:  # pyusb missing or broken: the python rows say which
-        backend = None
-    if backend is None:
-        return _missing(family, "libusb-1.0 (dfu flasher)", "pyusb finds no libusb backend", _apt("libusb-1.0-0"))
-    return _ok(family, "libusb-1.0 (dfu flasher)", "pyusb backend found")
 
 
 def service_programs() -> list[Check]:

@@ -88,6 +88,17 @@ def kernel_variants(port: str, firmware_dir: Path = FIRMWARE_DIR) -> tuple[str, 
     return (first, *[v for v in variants if v != first])
 
 
+def port_toolchain(port: str, firmware_dir: Path = FIRMWARE_DIR) -> Toolchain:
+    """The cross compiler the port builds with (port.mk: CROSS), and the Debian package `gcc-<target>` with it."""
+    port_mk = firmware_dir / "ports" / port / "port.mk"
+    text = port_mk.read_text() if port_mk.is_file() else ""
+    cross = re.search(r"^CROSS\s*:?=\s*(\S+)-\s*$", text, re.MULTILINE)
+    if cross is None:
+        raise PlatformError(f"firmware port {port!r} names no cross compiler (CROSS := <target>- in "
+                            f"{port_mk}); add that line to its port.mk")
+    return Toolchain(f"{cross.group(1)}-gcc", f"gcc-{cross.group(1)}")
+
+
 def resolve_kernels(port: str, kernels: str | None) -> str:
     """The kernel set to build: the port's default for None; ConfigError naming the valid ones otherwise."""
     variants = kernel_variants(port)
@@ -99,8 +110,9 @@ def resolve_kernels(port: str, kernels: str | None) -> str:
     return kernels
 
 
-def ensure_firmware(port: str, toolchain: Toolchain, kernels: str | None = None) -> FirmwareImage:
-    """Return the image for the current sources and kernel set, building it if missing or stale.
+def ensure_firmware(port: str, toolchain: Toolchain | None = None, kernels: str | None = None) -> FirmwareImage:
+    """Return the image for the current sources and kernel set, building it if missing or stale
+    (with the port's own toolchain unless one is given).
 
     The firmware id (and so the cache entry) ends in +<kernels>: each set is its own image.
     """
@@ -109,7 +121,7 @@ def ensure_firmware(port: str, toolchain: Toolchain, kernels: str | None = None)
     target = cache_dir() / firmware_id
     elf = target / "firmware.elf"
     if not elf.is_file():
-        _build(port, toolchain, firmware_id, target, kernels)
+        _build(port, toolchain or port_toolchain(port), firmware_id, target, kernels)
     return _inspected(port, firmware_id, elf)
 
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from platforms.base import FlashOptions
 from platforms.boards import resolve_board
-from profiler.discovery import Device
+from platforms.flasher import FlashOptions
+from profiler.discovery import Device, identify
 from profiler.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -182,11 +182,12 @@ def draft(devices: Sequence[Device]) -> str:
         if device.serial_number:
             lines.append(f"usb_serial = {_quote(device.serial_number)}")
         lines.append(f"{'# ' if device.serial_number else ''}port = {_quote(device.port)}")
-        if "probe" in device.role and board.family == "stm32" and device.serial_number:
+        if "probe" in device.role and board.reset_method == "probe" and device.serial_number:
             lines.append(f"probe = {_quote(device.serial_number)}")
         if board.flasher:
             lines.append(f"flasher = {_quote(board.flasher)}")
-        lines.append(f"reset = {_quote('usb-jtag' if device.usb_id == '303a:1001' else board.reset_method)}")
+        kind = identify(device.vid, device.pid)
+        lines.append(f"reset = {_quote((kind.reset_method if kind else None) or board.reset_method)}")
         lines.append('# power_meter = "ppk2:/dev/ttyACM3"')
     if len(lines) == 3:
         lines += ["", "# No board with a known USB-UART or probe is plugged in; an entry looks like:",

@@ -57,7 +57,6 @@ def host_tools_fixed(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
 @pytest.fixture(scope="session")
 def firmware_image():  # type: ignore[no-untyped-def]
     """The STM32F4 firmware image for the current sources."""
-    from platforms.stm32 import Stm32Adapter
     from profiler.firmware import ensure_firmware
 
-    return ensure_firmware("stm32f4", Stm32Adapter.toolchain)
+    return ensure_firmware("stm32f4")

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
-from platforms import FlashOptions, resolve_board
+from platforms import FlashOptions, resolve_board, serial_ports
 from platforms.esp32 import Esp32Adapter, partition_offset
-from profiler import discovery
 from profiler.errors import FlashError, LinkError
 from profiler.firmware import FIRMWARE_DIR, ensure_firmware
 from tests.fakes.esp_rom import ESP32, EspRomStandIn, modem_lines
@@ -30,7 +29,7 @@ def c3_elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ESP32-C3 firmware ELF: the real bare-metal port once it is in the tree, else a minimal RV32IMC
     program built with the same Debian toolchain (an honest ELF for elf2image, not the profiler)."""
     if (FIRMWARE_DIR / "ports" / BOARD.firmware_port / "port.mk").is_file():
-        return ensure_firmware(BOARD.firmware_port, Esp32Adapter.toolchain).elf
+        return ensure_firmware(BOARD.firmware_port).elf
     build = tmp_path_factory.mktemp("c3")
     source = build / "app.c"
     source.write_text("volatile unsigned counter = 7;\nvoid _start(void) { for (;;) counter++; }\n")
@@ -124,12 +123,12 @@ def test_the_port_is_found_again_by_usb_serial_after_re_enumeration(monkeypatch:
     returned = ListPortInfo("/dev/ttyACM1", skip_link_detection=True)
     returned.vid, returned.pid, returned.serial_number = 0x303A, 0x1001, "F4:12:FA:9C:21:08"
     listings = iter([[], [], [returned]])
-    monkeypatch.setattr(discovery, "list_serial_ports", lambda: next(listings, [returned]))
+    monkeypatch.setattr(serial_ports, "list_serial_ports", lambda: next(listings, [returned]))
     adapter = Esp32Adapter(FlashOptions(usb_serial="F4:12:FA:9C:21:08"))
     assert adapter.open_link(BOARD, "/dev/ttyACM0") == "/dev/ttyACM1"
-    monkeypatch.setattr(discovery, "list_serial_ports", lambda: [])
+    monkeypatch.setattr(serial_ports, "list_serial_ports", lambda: [])
     with pytest.raises(LinkError, match=r"USB serial F4:12:FA:9C:21:08\) did not come back within 0 s"):
-        discovery.wait_for_port("/dev/ttyACM0", "F4:12:FA:9C:21:08", timeout_s=0.2)
+        serial_ports.wait_for_port("/dev/ttyACM0", "F4:12:FA:9C:21:08", timeout_s=0.2)
 
 
 def test_elf2image_makes_a_valid_esp32c3_image_like_the_esptool_cli(c3_elf: Path, tmp_path: Path) -> None:

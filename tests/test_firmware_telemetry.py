@@ -38,7 +38,7 @@ def board(request: pytest.FixtureRequest) -> Iterator[Board]:
     name, port, *_ = request.param
     profile = resolve_board(name)
     adapter = adapter_for(profile)
-    image: FirmwareImage = ensure_firmware(port, type(adapter).toolchain)
+    image: FirmwareImage = ensure_firmware(port)
     emulator = adapter.emulate(profile, image.elf, DEMO)
     emulator.start()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,14 @@ import pytest
 from platforms import FlashOptions, adapter_for, registered_families, resolve_board
 from platforms.base import FlashRegion, FlashReport
 from platforms.boards import BOARDS, board_names, boards_of, families
+from platforms.cores import CORES
 from platforms.esp_qemu import flash_image
+from platforms.flasher import flasher_class
 from platforms.images import FlashImage, elf_flash_image
+from profiler.discovery import identify
 from profiler.emulator import qemu_command
 from profiler.errors import ConfigError, PlatformError
+from profiler.firmware import FIRMWARE_DIR, port_toolchain
 
 DEMO = Path(__file__).resolve().parent.parent / "profiler" / "bundled" / "demo.tpm"
 
@@ -28,7 +33,7 @@ def test_every_board_row_resolves_to_a_registered_platform_with_sane_facts(board
     assert resolve_board(board.name) is board
     for alias in board.aliases:
         assert resolve_board(alias) is board
-    assert board.core and board.firmware_port
+    assert board.core in CORES  # its MACs per cycle, FPU, DSP and Helium are stated, not assumed
     assert 1_000_000 <= board.clock_hz <= 1_000_000_000
     assert 16 * 1024 <= board.sram_bytes <= 64 * 1024 * 1024
     assert board.reset_method in RESET_METHODS
@@ -39,19 +44,57 @@ def test_every_board_row_resolves_to_a_registered_platform_with_sane_facts(board
     if board.flasher:  # a real board: its flasher is one its adapter drives; firmware first, then the model
         assert board.flasher in adapter.flashers
         assert adapter.flasher_for(board) == board.flasher
+        assert flasher_class(board.flasher).name == board.flasher  # registered by the adapter's module
         assert board.flash_base <= board.firmware_addr < board.model_addr
     else:
         assert board.qemu_machine is not None, "a board without a flasher must at least be emulated"
         assert board.reset_method == "none"
     assert board.model_region_bytes >= 32 * 1024
-    if board.usb_vid_pid is not None:
-        vid, pid = board.usb_vid_pid
-        assert 0 < vid <= 0xFFFF and 0 < pid <= 0xFFFF
+    for bridge in board.usb_bridges:
+        assert 0 < bridge.vid <= 0xFFFF and (bridge.pid is None or 0 < bridge.pid <= 0xFFFF)
+        assert bridge.role in {"uart", "probe", "probe+uart", "dfu"}
+        kind = identify(bridge.vid, bridge.pid)  # discovery recognises what the row lists, as this family's
+        assert kind is not None and board.family in kind.families
+    assert bool(board.usb_bridges) == bool(board.flasher)  # a real board is reached through some USB device
+    if board.flash_read_bytes_per_s is not None:
+        assert 1e6 <= board.flash_read_bytes_per_s <= 1e10 and board.flash_read_note
     if board.family == "esp32":
         assert board.model_addr % 0x1000 == 0 and board.firmware_addr % 0x1000 == 0  # flash sectors
         assert board.model_partition
     if board.openocd_config:
         assert board.openocd_config[-1].startswith("target/")
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda b: b.name)
+def test_every_row_has_its_firmware_port_or_says_why_not(board) -> None:  # type: ignore[no-untyped-def]
+    """A row names a directory of firmware/ports, whose port.mk names its toolchain (or an ESP-IDF project),
+    or it has None and a reason that says what to run instead; building its firmware then says that reason."""
+    adapter = adapter_for(board)
+    if board.firmware_port is None:
+        assert board.no_port_reason and "--device" in board.no_port_reason
+        assert board.qemu_machine is None and board.flasher  # a real board only: nothing else could run it
+        with pytest.raises(PlatformError, match=f"{board.name} has no firmware port yet: no "):
+            adapter.firmware(board)
+        return
+    assert not board.no_port_reason
+    port = FIRMWARE_DIR / "ports" / board.firmware_port
+    assert port.is_dir(), f"{board.name} names firmware port {board.firmware_port}, which does not exist"
+    if (port / "port.mk").is_file():
+        toolchain = port_toolchain(board.firmware_port)
+        assert toolchain.compiler.endswith("-gcc") and toolchain.debian_package == f"gcc-{toolchain.compiler[:-4]}"
+        expected = {"rv32imc": "riscv64-", "rv32imac": "riscv64-"}.get(board.core, "arm-none-eabi-")
+        assert toolchain.compiler.startswith(expected)  # the C3's RISC-V compiler is its port's, not its family's
+    else:
+        assert (port / "CMakeLists.txt").is_file()  # an ESP-IDF project, built with idf.py
+
+
+def test_every_family_is_found_through_the_entry_point_group() -> None:
+    """The registry is filled only from the `tiny_profiler.platforms` entry points (pyproject.toml): each names
+    the module whose @register adds that family, and every family of the board table has one."""
+    entries = {entry.name: entry.value for entry in entry_points(group="tiny_profiler.platforms")}
+    assert set(entries) == set(families()) == set(registered_families())
+    for family, module in entries.items():
+        assert adapter_for(boards_of(family)[0]).__module__ == module
 
 
 def test_names_are_unique_and_families_pick_their_default_board() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from platforms import FlashOptions, adapter_for, resolve_board
+from platforms.flasher import flasher_class
 from platforms.images import elf_flash_image
 from profiler.errors import FlashError, ToolMissing
 from tests.fakes import flash_tools
@@ -157,3 +158,16 @@ def test_a_missing_tool_names_where_it_comes_from(flasher: str, hint: str, monke
         adapter_for(board, FlashOptions(flasher=flasher)).flash(board, firmware_image.elf, DEMO, "x")
     assert str(caught.value) == f"{flasher} is not installed; {hint}" or hint in str(caught.value)
     assert caught.value.exit_code == 6
+
+
+def test_each_flasher_says_whether_its_tool_is_here(tools: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `doctor` prints per flasher comes from the flasher itself: the program found on PATH, else its fix."""
+    adapter = adapter_for(resolve_board("stm32f405"))
+    for name in ("pyocd", "openocd", "st-flash"):
+        status = flasher_class(name).status()
+        assert name in adapter.flashers and status.ok and status.detail == str(tmp_path / "bin" / name)
+    monkeypatch.setenv("PATH", str(tmp_path / "nonexistent"))
+    missing = {name: flasher_class(name).status() for name in ("pyocd", "openocd", "st-flash")}
+    assert {n: (s.ok, s.detail) for n, s in missing.items()} == {n: (False, "not on PATH") for n in missing}
+    assert missing["openocd"].fix == "install the Debian package openocd (sudo apt-get install openocd)"

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from platforms.riscv import RiscvAdapter
 from profiler.api import RunOptions, open_model, plan_run
 from profiler.firmware import FirmwareImage, ensure_firmware
 from profiler.models.format import ModelConfig
@@ -32,7 +31,7 @@ CLI = [sys.executable, "-m", "profiler.cli"]
 @pytest.fixture(scope="module")
 def riscv_firmware() -> FirmwareImage:
     """The riscv-virt firmware for the current sources (built into the tests' private cache)."""
-    return ensure_firmware("riscv-virt", RiscvAdapter.toolchain)
+    return ensure_firmware("riscv-virt")
 
 
 def test_riscv_demo_run_is_valid_matches_reference_and_repeats_exactly(

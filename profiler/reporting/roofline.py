@@ -1,6 +1,6 @@
 """Roofline: each run's measured decode rate against its board's compute and flash-bandwidth ceilings.
 
-The ceilings are those `model inspect` states (`profiler.models.inspect`):
+The ceilings are those `model inspect` states (`profiler.fit_check`):
 compute `clock * MACs per cycle`, bandwidth `flash bytes per second`, for the
 board in the session header. A decode step's work is the model's weight MACs
 plus its attention MACs at the positions the run decoded, and the weight bytes
@@ -92,7 +92,7 @@ def roofline_point(column: Column, decode_tokens_per_s: float | None) -> tuple[R
     """The column's point, or None with the reason it cannot be placed."""
     from platforms.boards import resolve_board
     from profiler.errors import ProfilerError
-    from profiler.models.inspect import CORE_MACS_PER_CYCLE, DEFAULT_MACS, FLASH_BANDWIDTH, costs
+    from profiler.models.inspect import costs
 
     if decode_tokens_per_s is None or not np.isfinite(decode_tokens_per_s):
         return None, f"{column.label}: no decode rate"
@@ -109,9 +109,9 @@ def roofline_point(column: Column, decode_tokens_per_s: float | None) -> tuple[R
                  if not t.get("warmup") and t.get("index", 0) > 0]
     per_position = cost.attention_macs_full / config.seq_len  # attention MACs per cached position
     attention = per_position * (float(np.mean(positions)) + 1) if positions else cost.attention_macs_mean
-    # The same tables `model inspect` (board_fit) states its ceilings from.
-    macs_per_cycle = CORE_MACS_PER_CYCLE.get(board.core, DEFAULT_MACS)[0]
-    bandwidth = FLASH_BANDWIDTH.get(board.name, (None, ""))[0]
+    # The same rows `model inspect` (board_fit) states its ceilings from.
+    macs_per_cycle = board.core_facts.macs_per_cycle
+    bandwidth = board.flash_read_bytes_per_s
     return RooflinePoint(column.label, board.name, decode_tokens_per_s, cost.weight_macs + attention,
                          cost.flash_bytes_per_token, board.clock_hz * macs_per_cycle, bandwidth), ""
 
