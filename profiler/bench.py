@@ -84,7 +84,7 @@ class SessionResult:
             "exit_code": self.exit_code, "error": self.error, "wall_s": round(self.wall_s, 3),
             "jsonl": os.path.relpath(self.jsonl, run_dir) if self.jsonl else None,
             **{k: summary.get(k) for k in keys},
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -261,7 +261,7 @@ class BenchRun:
             "flasher": board.flasher, "kernels": spec.kernels, "power": spec.power,
             "check_quality": spec.check_quality,
             "predict": True,  # bench always predicts the real chip's rate on emulated boards (a no-op elsewhere)
-        }  # fmt: skip
+        }
         observability = {"pushgateway": self.options.pushgateway, "otlp_endpoint": self.options.otlp_endpoint,
                          "strict_export": self.options.strict_export, "log_level": self.options.log_level,
                          "log_file": str(self.run_dir / "logs" / "profiler.jsonl")}
@@ -284,7 +284,7 @@ class BenchRun:
                 child = subprocess.Popen([sys.executable, "-m", "profiler.bench_worker",
                                           self._spec_json(spec, port, device)],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True,
-                                         start_new_session=True, preexec_fn=_term_with_parent)  # fmt: skip
+                                         start_new_session=True, preexec_fn=_term_with_parent)
                 self._children[child.pid] = child
             try:
                 jsonl, summary = self._follow(state, child)

@@ -185,7 +185,7 @@ def _models(path: Path, where: str, entries: list[Any], quantizations: list[str]
                 specs.append(ModelSpec(spec_path.stem, spec_path, quant, checkpoint=True,
                                        tokenizer=(path.parent / tokenizer) if tokenizer else None,
                                        group_size=int(table.get("group_size", 32)),
-                                       seq_len=table.get("seq_len")))  # fmt: skip
+                                       seq_len=table.get("seq_len")))
             continue
         try:
             resolved = resolve_model_path(str(spec_path))

@@ -54,7 +54,7 @@ def summary_markdown(run: BenchRun, gate_result: Gate | None) -> str:
            f"{run.options.jobs}; run directory `{run.run_dir}`; host {socket.gethostname()}; "
            f"tiny-profiler {__version__}.", "",
            "Device-timed medians over the measured repetitions; decode excludes the first token.", "",
-           "| " + " | ".join(HEADERS) + " |", "|" + "---|" * 3 + "---:|" * 6 + "---|"]  # fmt: skip
+           "| " + " | ".join(HEADERS) + " |", "|" + "---|" * 3 + "---:|" * 6 + "---|"]
     out += ["| " + " | ".join(_row(r)) + " |" for r in results]
     problems = [r for r in results if r.status != "ok"]
     if problems:
@@ -82,7 +82,7 @@ def summary_json(run: BenchRun, gate_result: Gate | None, exit_code: int) -> dic
             "failed": gate_result.failed, "regressions": gate_result.regression_lines(),
             "ungated": gate_result.ungated, "checked": len(gate_result.comparisons)},
         "exit_code": exit_code,
-    }  # fmt: skip
+    }
 
 
 def console_table(run: BenchRun) -> Table:

@@ -57,7 +57,7 @@ def run_identity(header: dict[str, Any], results: Path) -> dict[str, Any]:
         "kernels": firmware_id.rsplit("+", 1)[1] if "+" in firmware_id else None,
         "tokens": header.get("tokens"), "prompt_tokens": len(header.get("prompt_tokens") or []),
         "results": str(results),
-    }  # fmt: skip
+    }
 
 
 def run_row(identity: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:

@@ -151,7 +151,7 @@ def render_markdown(comparison: Comparison) -> str:
     out = [f"### tiny-profiler compare{': ' + comparison.title if comparison.title else ''}", "",
            "Median ± stddev over repetitions, 95% bootstrap CI of the median, change of the median vs the "
            "baseline with the two-sided Mann-Whitney U p-value. ↑ higher is better, ↓ lower is better.",
-           ""]  # fmt: skip
+           ""]
     heads = [column_header(comparison, c) for c in comparison.columns]
     out.append("| metric | " + " | ".join(f"**{t}**<br><sub>{d}</sub>" for t, d in heads) + " |")
     out.append("|---|" + "---:|" * len(comparison.columns))
@@ -206,7 +206,7 @@ def tidy_rows(comparison: Comparison) -> list[dict[str, Any]]:
                 "significant": verdict.significant if verdict else None,
                 "regression": verdict.regression if verdict else None,
                 "reason": verdict.reason if verdict else None,
-            })  # fmt: skip
+            })
     return rows
 
 
@@ -230,7 +230,7 @@ def render_json(comparison: Comparison) -> str:
                  "unchecked": comparison.unchecked},
         "excluded": [{"path": str(e.path), "status": e.status, "reasons": e.reasons} for e in comparison.excluded],
         "warnings": comparison.warnings,
-    }, indent=2, ensure_ascii=False)  # fmt: skip
+    }, indent=2, ensure_ascii=False)
 
 
 def print_warnings(comparison: Comparison) -> None:

@@ -64,7 +64,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("avg_power_mw", "average power", "mW", False, 1, "power", ("power_mw", "avg_power_mw", "mw"), "mean"),
     Metric("max_temp_c", "max temperature", "°C", False, 1, "temperature",
            ("temp_c", "temperature_c", "max_temp_c", "celsius"), "max"),
-)  # fmt: skip
+)
 
 
 def _sample_value(metric: Metric, values: dict[str, Any]) -> float | None:

@@ -72,7 +72,7 @@ def _records(spec: Synthetic) -> list[Record]:
         model=spec.model, model_sha256="0" * 64, model_crc32="00000000", quantization=spec.quantization,
         emulated=False, host="synthetic", prompt="synthetic", prompt_tokens=list(range(1, spec.prompt_tokens + 1)),
         tokens=spec.tokens, repetitions=spec.repetitions, warmup=spec.warmup, temperature=0.0, seed=spec.seed,
-        serial_url="synthetic://", emulator=None)]  # fmt: skip
+        serial_url="synthetic://", emulator=None)]
     memory = {**MEMORY, "arena_used_bytes": MEMORY["arena_used_bytes"] + spec.extra_memory,
               "peak_ram_bytes": MEMORY["peak_ram_bytes"] + spec.extra_memory}
     ticks = 10_000_000
@@ -115,7 +115,7 @@ def _records(spec: Synthetic) -> list[Record]:
             device_ms=(end - start) * 1e3 / TIMER_HZ, decode_instructions_per_token=None,
             matches_reference=not invalid, valid=not invalid,
             reasons=["token 3 is 7 on the board but 9 in the host reference"] if invalid else [],
-            text="x" * spec.tokens)  # fmt: skip
+            text="x" * spec.tokens)
         records.append(record)
         if not warm:
             reps.append(record)
@@ -148,7 +148,7 @@ def _closing(spec: Synthetic, reps: list[RepetitionRecord], memory: dict[str, in
             peak_ram_bytes=memory["peak_ram_bytes"],
             static_ram_bytes=memory["static_ram_bytes"], arena_used_bytes=memory["arena_used_bytes"],
             stack_peak_bytes=memory["stack_peak_bytes"], kv_cache_bytes=memory["kv_cache_bytes"],
-            reference_match=True, device_ms=sum(r.device_ms for r in reps))  # fmt: skip
+            reference_match=True, device_ms=sum(r.device_ms for r in reps))
     closing.append(summary)
     return closing
 

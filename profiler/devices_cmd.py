@@ -28,7 +28,7 @@ def show_devices(json_out: bool, write_map: Path | None) -> None:
         for d in devices:
             status = d.status if d.fix is None else f"{d.status}: {d.fix}"
             table.add_row(d.port or "(usb)", d.usb_id or "", d.serial_number or "", f"{d.kind} - {d.description}",
-                          ", ".join(d.families) or "?", status)  # fmt: skip
+                          ", ".join(d.families) or "?", status)
         Console(soft_wrap=True).print(table)
     if write_map is not None:
         from profiler.hardware_map import draft

@@ -93,7 +93,7 @@ def qemu_command(spec: QemuSpec, binary_path: str, port: int, chardev: str | Non
         "-monitor", "none",
         "-chardev", chardev or f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=on",
         "-serial", "chardev:uart0",
-    ]  # fmt: skip
+    ]
     if spec.kernel is not None:
         args += ["-kernel", str(spec.kernel)]
     if spec.flash_drive is not None:

@@ -573,7 +573,7 @@ def hello_payload(hello: Hello) -> bytes:
         hello.timer_hz, hello.ram_total_bytes, hello.flash_total_bytes, hello.static_ram_bytes,
         hello.arena_total_bytes, hello.stack_total_bytes, hello.model_addr,
         hello.model_region_bytes, hello.model_bytes, hello.model_crc32, hello.model_status,
-    )  # fmt: skip
+    )
     return _HELLO_FIXED.pack(*fixed) + _pack_str(hello.firmware_id) + _pack_str(hello.board)
 
 

@@ -296,7 +296,7 @@ class Session:
                 self._emit(ErrorRecord(
                     kind=_failure_kind(failure), message=str(failure),
                     phase=phase_at_failure, exit_code=failure.exit_code,
-                ))  # fmt: skip
+                ))
             self._emit(summary)
             close_error = self._close_sinks()
         if failure is not None:
@@ -555,7 +555,7 @@ class Session:
                         repetition=rep, warmup=warmup, index=event.index, position=event.pos,
                         token_id=event.token_id, text=text, ticks=event.ticks,
                         device_ms=events.ms_since_start(event.ticks),
-                    )  # fmt: skip
+                    )
                     if self.target.power is None:
                         self._emit(token)
                     else:  # written with its energy once the repetition's power is known
@@ -570,7 +570,7 @@ class Session:
                         "stack_peak_bytes": event.stack_peak_bytes, "stack_total_bytes": event.stack_total_bytes,
                         "kv_cache_bytes": event.kv_cache_bytes,
                         "peak_ram_bytes": event.static_ram_bytes + event.arena_used_bytes + event.stack_peak_bytes,
-                    }))  # fmt: skip
+                    }))
                 elif isinstance(event, CpuUsage | Temperature | PowerReading):
                     events.device_telemetry.append(event)
                 elif isinstance(event, Done):
@@ -592,25 +592,25 @@ class Session:
         shift = self._emulator.spec.icount_shift if self._emulator else None
         record = summarise_repetition(events, s, reference, instructions_per_tick=(
             None if shift is None else instructions_from_ticks(1, hello.timer_hz, shift)
-        ))  # fmt: skip
+        ))
         if restarted is not None:
             self._emit(BoardResetRecord(
                 message=f"the board restarted during repetition {rep}, after {len(events.tokens)} of {s.tokens} "
                         "tokens; the repetition is invalid",
                 repetition=rep, phase=self._phase_name, firmware_id=restarted.firmware_id,
-            ))  # fmt: skip
+            ))
             record = dataclasses.replace(record, valid=False, reasons=["board reset", *record.reasons])
         elif unheard:  # now the board is idle: its HELLO, to check it is still this session's
             self._rehandshake(self._wait_hello())
         for name, start, end in (("prefill", PhaseMark.PREFILL_START, PhaseMark.PREFILL_END),
-                                 ("decode", PhaseMark.DECODE_START, PhaseMark.DECODE_END)):  # fmt: skip
+                                 ("decode", PhaseMark.DECODE_START, PhaseMark.DECODE_END)):
             if start in events.phases and end in events.phases:
                 self._emit(PhaseRecord(
                     name=name, start_unix_ns=arrived_ns[start], host_ms=(arrived_ns[end] - arrived_ns[start]) / 1e6,
                     repetition=rep, warmup=warmup,
                     device_ms=events.ms_between(events.phases[start], events.phases[end]),
                     start_ticks=events.phases[start], end_ticks=events.phases[end],
-                ))  # fmt: skip
+                ))
         record, extra = device_telemetry(record, events, emulated=self.emulated)
         if self.target.power is not None:
             try:
@@ -633,7 +633,7 @@ class Session:
         self._emit(BoardResetRecord(
             message=f"the board restarted before repetition {rep} began; the repetition runs on the restarted board",
             repetition=rep, phase=self._phase_name, firmware_id=hello.firmware_id if hello else "",
-        ))  # fmt: skip
+        ))
         if hello is not None:
             self._rehandshake(hello)
 

@@ -15,9 +15,9 @@ from profiler.emulated_telemetry import EmulatedBoardModel, Interval, PowerModel
 from profiler.errors import LinkTimeout
 from profiler.sinks.jsonl import read_jsonl
 from profiler.telemetry import ModelPower
+from tests.cli import CLI
 from tests.fakes.ppk2 import RATE_HZ, Waveform
 
-CLI = [sys.executable, "-m", "profiler.cli"]
 STAND_IN = """
 import ast, json, sys
 from tests.fakes.ppk2 import FakePPK2, Waveform

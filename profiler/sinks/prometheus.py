@@ -187,7 +187,7 @@ class PrometheusSink:
         values = record.values
         if record.kind == "memory":
             for kind, key in (("static", "static_ram_bytes"), ("arena", "arena_used_bytes"),
-                              ("stack", "stack_peak_bytes"), ("peak", "peak_ram_bytes")):  # fmt: skip
+                              ("stack", "stack_peak_bytes"), ("peak", "peak_ram_bytes")):
                 if key in values:
                     self.metrics.device_memory.labels(**self._device, kind=kind).set(values[key])
         elif record.kind == "power" and "power_mw" in values:

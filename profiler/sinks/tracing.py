@@ -93,7 +93,7 @@ class TraceSink:
             "service.name": "tiny-profiler",
             "service.version": __version__,
             "host.name": self._header.host if self._header else socket.gethostname(),
-        })  # fmt: skip
+        })
 
     def _root_attributes(self) -> dict[str, Any]:
         h, s = self._header, self._summary
@@ -104,7 +104,7 @@ class TraceSink:
                 "model.name": h.model, "model.sha256": h.model_sha256, "quantization": h.quantization,
                 "firmware.id": h.firmware_id, "emulated": h.emulated, "tokens": h.tokens,
                 "repetitions": h.repetitions, "clock_hz": h.clock_hz,
-            })  # fmt: skip
+            })
         if s is not None:
             attributes["status"] = s.status
             attributes["valid"] = s.valid
@@ -143,7 +143,7 @@ class TraceSink:
         if self._error is not None:
             root.add_event("exception", {
                 "exception.type": self._error.kind, "exception.message": self._error.message,
-            })  # fmt: skip
+            })
             root.set_status(Status(StatusCode.ERROR, self._error.message))
         elif self._summary is not None and not self._summary.valid:
             root.set_status(Status(StatusCode.ERROR, "; ".join(self._summary.reasons)[:500]))
