@@ -205,11 +205,11 @@ def run(
     ] = None,
 ) -> None:
     """Profile MODEL on DEVICE: flash, connect, warm up, repeat, summarise."""
-    from profiler import ci_formats
     from profiler.api import RunOptions, plan_run
-    from profiler.labgrid_place import plan_on_place, rfc2217_reset_note
-    from profiler.observability import ObservabilityOptions, make_sinks
+    from profiler.lab.labgrid_place import plan_on_place, rfc2217_reset_note
+    from profiler.reporting import ci_formats
     from profiler.sinks.console import ConsoleSink
+    from profiler.sinks.options import ObservabilityOptions, make_sinks
 
     ci_formats.check_format(fmt)
     console = Console(stderr=json_out or fmt is not None)
@@ -265,7 +265,7 @@ def devices(
     ] = None,
 ) -> None:
     """List serial ports and USB probes with the board family they suggest, and what blocks them."""
-    from profiler.devices_cmd import show_devices
+    from profiler.doctor.devices import show_devices
 
     if write_map is not None:
         check_file(write_map, "--write-map")
@@ -289,19 +289,19 @@ def compare(
     junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML: a testcase per gated metric and run.")] = None,
 ) -> None:
     """Compare runs: median, stddev and 95% CI per metric, deltas to a baseline, a regression gate."""
-    from profiler.compare import compare_runs, parse_threshold
-    from profiler.compare_format import print_comparison
+    from profiler.compare.format import print_comparison
+    from profiler.compare.runs import compare_runs, parse_threshold
 
     if plot is not None:
         check_file(plot, "--plot")
     comparison = compare_runs(runs, baseline, parse_threshold(threshold), alpha)
     print_comparison(comparison, fmt)
     if plot is not None:
-        from profiler.report import plot_rates
+        from profiler.compare.report import plot_rates
 
         plot_rates(comparison, plot)
     if junit is not None:
-        from profiler.ci_formats import write_compare_junit
+        from profiler.reporting.ci_formats import write_compare_junit
 
         write_compare_junit(junit, comparison)
     if fail_on_regression and comparison.gate_failed:
@@ -326,9 +326,9 @@ def report(
     ] = None,
 ) -> None:
     """Write figures, summary.md and a self-contained report.html; optionally a trace-event JSON."""
-    from profiler.compare import compare_runs, parse_threshold
-    from profiler.compare_format import print_warnings
-    from profiler.report import write_report
+    from profiler.compare.format import print_warnings
+    from profiler.compare.report import write_report
+    from profiler.compare.runs import compare_runs, parse_threshold
 
     if out is None and trace_events is None:
         raise ConfigError("report needs -o DIR (figures and report.html) or --trace-events FILE.json")
@@ -481,10 +481,10 @@ def bench(
     """Run a plan: boards in parallel, sessions per board in order, summary.json/.md, optional regression gate."""
     import os
 
-    from profiler.bench import BenchOptions, BenchRun
-    from profiler.bench_report import GateOptions, default_run_dir
-    from profiler.bench_report import bench as run_plan
-    from profiler.compare import parse_threshold
+    from profiler.bench.report import GateOptions, default_run_dir
+    from profiler.bench.report import bench as run_plan
+    from profiler.bench.run import BenchOptions, BenchRun
+    from profiler.compare.runs import parse_threshold
 
     if jobs is not None and jobs < 1:
         raise ConfigError("--jobs must be at least 1")
@@ -496,7 +496,7 @@ def bench(
         otlp_endpoint=otlp_endpoint, strict_export=strict_export,
     )
     gate = None if baseline is None else GateOptions(baseline, parse_threshold(threshold), alpha, fail_on_regression)
-    from profiler import ci_formats
+    from profiler.reporting import ci_formats
 
     ci_formats.check_format(fmt)
 
@@ -548,7 +548,7 @@ def doctor(
     """Check everything a run can need; exit 0 when the emulated default can run (other gaps are listed)."""
     import os
 
-    from profiler.doctor_cmd import show_doctor
+    from profiler.doctor.show import show_doctor
 
     run_defaults = (ctx.find_root().default_map or {}).get("run", {})  # tiny-profiler.toml, if any
     pushgateway = os.environ.get("TINY_PROFILER_PUSHGATEWAY") or run_defaults.get("pushgateway")
@@ -568,7 +568,7 @@ def baseline_accept(
     baselines: Annotated[Path, typer.Option(help="Baselines directory.")] = Path("results/baselines"),
 ) -> None:
     """Make the valid sessions of RUN_DIR the baselines of their (board, model, quantization)."""
-    from profiler.baseline import accept
+    from profiler.compare.baseline import accept
 
     check_directory(baselines, "--baselines")
     written, notes = accept(run_dir, baselines)

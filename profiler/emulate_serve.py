@@ -21,8 +21,8 @@ from typing import IO
 from profiler.api import open_model, resolve_model_path
 from profiler.emulator import QemuSpec, _die_with_parent, _free_port, _port_listening, qemu_command, require_binary
 from profiler.errors import ConfigError, PlatformError
+from profiler.lab.placement import place
 from profiler.models.fit import check_fit
-from profiler.placement import place
 
 SERIAL_KINDS = ("pty", "socket")
 _PTY_LINE = re.compile(r"char device redirected to (/dev/pts/\d+)")

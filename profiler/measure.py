@@ -13,7 +13,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from profiler.errors import Interrupted, ProfilerError
-from profiler.protocol import Done, MemorySample, PhaseMark, Token
+from profiler.link.protocol import Done, MemorySample, PhaseMark, Token
 from profiler.records import RepetitionRecord, SummaryRecord
 from profiler.stats import median, percentile, stddev
 

@@ -38,9 +38,7 @@ from profiler.errors import (
     interruption,
 )
 from profiler.firmware import FirmwareImage
-from profiler.measure import RepetitionEvents, summarise_repetition, summarise_session
-from profiler.models.format import read_header
-from profiler.protocol import (
+from profiler.link.protocol import (
     MODEL_STATUS_TEXT,
     PROTOCOL_VERSION,
     STATUS_DONE,
@@ -67,6 +65,16 @@ from profiler.protocol import (
     run_payload,
     status_request_payload,
 )
+from profiler.link.transport import Backoff, Deadlines, SerialLink, Wait, open_serial
+from profiler.measure import RepetitionEvents, summarise_repetition, summarise_session
+from profiler.models.format import read_header
+from profiler.power.telemetry import (
+    PowerSource,
+    device_telemetry,
+    over_temperature,
+    summary_telemetry,
+    with_telemetry,
+)
 from profiler.records import (
     SCHEMA_VERSION,
     BoardResetRecord,
@@ -79,14 +87,6 @@ from profiler.records import (
     TokenRecord,
 )
 from profiler.sinks import Sink
-from profiler.telemetry import (
-    PowerSource,
-    device_telemetry,
-    over_temperature,
-    summary_telemetry,
-    with_telemetry,
-)
-from profiler.transport import Backoff, Deadlines, SerialLink, Wait, open_serial
 
 # Asking again (docs/protocol.md, "Asking again"): the longest interval between two requests, and how long
 # the line may be quiet before STATUS_REQ where the board owes a frame it sends at once (a RUN's first

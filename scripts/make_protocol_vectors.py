@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from profiler import protocol as p
+from profiler.link import protocol as p
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "vectors" / "protocol.txt"

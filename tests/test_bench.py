@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler.bench_plan import load_plan
+from profiler.bench.plan import load_plan
 from profiler.errors import ConfigError
 from profiler.sinks.jsonl import read_jsonl
 from tests.cli import CLI

@@ -15,7 +15,7 @@ import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase
 
 from profiler.api import resolve_model_path
-from profiler.bench_plan import load_plan
+from profiler.bench.plan import load_plan
 from profiler.sinks.jsonl import read_jsonl
 from tests.cli import CLI
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
-from profiler import cli, discovery, placement
+from profiler import cli, discovery
 from profiler.discovery import Device
 from profiler.errors import ConfigError, LinkError
+from profiler.lab import placement
 from tests.cli import CLI
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from profiler.protocol import Frame, Hello, MsgType, hello_payload, parse_event
+from profiler.link.protocol import Frame, Hello, MsgType, hello_payload, parse_event
 from profiler.sinks.jsonl import read_jsonl
 from tests.cli import CLI
 from tests.faultproxy import ESP32_ROM_BANNER, FaultProxy, Faults

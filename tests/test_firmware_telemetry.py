@@ -18,9 +18,9 @@ import pytest
 
 from platforms import adapter_for
 from platforms.boards import resolve_board
-from profiler import protocol as p
 from profiler.firmware import FirmwareImage, ensure_firmware
-from profiler.transport import SerialLink, open_serial
+from profiler.link import protocol as p
+from profiler.link.transport import SerialLink, open_serial
 
 pytestmark = pytest.mark.qemu
 DEMO = Path(__file__).resolve().parent.parent / "profiler" / "bundled" / "demo.tpm"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from profiler import protocol as p
 from profiler.errors import ProtocolError
+from profiler.link import protocol as p
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors" / "protocol.txt"

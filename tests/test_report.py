@@ -20,10 +20,10 @@ import pytest
 from matplotlib.image import imread
 
 from profiler.cli import main
-from profiler.compare import compare_runs
-from profiler.compare_load import read_session_file, session_paths
-from profiler.compare_synthetic import Synthetic, write_synthetic
-from profiler.report import token_latencies
+from profiler.compare.load import read_session_file, session_paths
+from profiler.compare.report import token_latencies
+from profiler.compare.runs import compare_runs
+from profiler.compare.synthetic import Synthetic, write_synthetic
 from profiler.reporting.roofline import roofline_points
 from profiler.reporting.series import energy_series, fitted_slope, steps_by_position
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from profiler.errors import LinkDisconnected, LinkTimeout
-from profiler.protocol import MsgType, Token, encode_frame, token_payload
-from profiler.transport import SerialLink, Wait, open_serial
+from profiler.link.protocol import MsgType, Token, encode_frame, token_payload
+from profiler.link.transport import SerialLink, Wait, open_serial
 
 
 def _peer(talk: Callable[[socket.socket], None]) -> Iterator[SerialLink]:

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from profiler import __version__
-from profiler.compare import Comparison
-from profiler.compare_format import cell_parts, column_header, gate_lines, gate_summary, metric_name
-from profiler.compare_stats import METRICS
+from profiler.compare.format import cell_parts, column_header, gate_lines, gate_summary, metric_name
+from profiler.compare.runs import Comparison
+from profiler.compare.stats import METRICS
 from profiler.reporting.labels import legend
 
 STYLE = """

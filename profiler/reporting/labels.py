@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from profiler.compare_load import Column
+    from profiler.compare.load import Column
 
 Facet = Callable[[dict[str, Any]], str]
 DEFAULT_NAME = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-.+-([0-9a-f]{6})[0-9a-f]*$")

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from profiler.compare import Comparison
-from profiler.compare_load import Column
+from profiler.compare.load import Column
+from profiler.compare.runs import Comparison
 from profiler.reporting.figures import colors, figure, note, save, wrap
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def roofline_point(column: Column, decode_tokens_per_s: float | None) -> tuple[R
 
 def roofline_points(comparison: Comparison) -> tuple[list[RooflinePoint], list[str]]:
     """Every column that can be placed, and why the others cannot."""
-    from profiler.compare_stats import METRICS
+    from profiler.compare.stats import METRICS
 
     metric = next(m for m in METRICS if m.key == "decode_tokens_per_s")
     points, missing = [], []

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from profiler.compare_load import SessionFile
+from profiler.compare.load import SessionFile
 
 
 @dataclass

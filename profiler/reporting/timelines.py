@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from profiler.compare import Comparison
-from profiler.compare_load import Column, SessionFile
-from profiler.compare_stats import METRICS
+from profiler.compare.load import Column, SessionFile
+from profiler.compare.runs import Comparison
+from profiler.compare.stats import METRICS
 from profiler.reporting.figures import MAX_PANELS, colors, figure, note, save, wrap
 from profiler.reporting.series import device_origin
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from profiler.compare_load import Column, SessionFile
+from profiler.compare.load import Column, SessionFile
 
 COUNTERS: dict[str, tuple[str, str, float, str]] = {  # sample kind -> (track, value key, scale, series name)
     "power": ("power (mW)", "power_mw", 1.0, "mW"),

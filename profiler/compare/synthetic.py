@@ -7,7 +7,7 @@ coefficient of variation, and the token records are spaced to match. Records
 are built with the dataclasses of `profiler.records` and written by the JSONL
 sink `run` uses, so the schema stays one.
 
-    python -m profiler.compare_synthetic OUT_DIR --seed 1 --decode-scale 0.9
+    python -m profiler.compare.synthetic OUT_DIR --seed 1 --decode-scale 0.9
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def write_synthetic(out: Path, spec: Synthetic, name: str | None = None) -> Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write one synthetic session: `python -m profiler.compare_synthetic OUT_DIR [options]`."""
+    """Write one synthetic session: `python -m profiler.compare.synthetic OUT_DIR [options]`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)

@@ -1,7 +1,7 @@
 """`tiny-profiler bench PLAN.toml`: every board of a plan in parallel, its sessions one after another.
 
 One worker thread per board drives that board's sessions in order, each in a
-child process (`profiler.bench_worker`); emulated boards share `--jobs`
+child process (`profiler.bench.worker`); emulated boards share `--jobs`
 slots, real boards each have their own. A labgrid place is acquired by its
 worker before the first session and released after the last. The live view
 reads progress from the session files as they are written (one direction:
@@ -35,7 +35,7 @@ from rich.live import Live
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from profiler.bench_plan import ModelSpec, Plan, PlanBoard, SessionSpec
+from profiler.bench.plan import ModelSpec, Plan, PlanBoard, SessionSpec
 from profiler.errors import Interrupted, ProfilerError
 from profiler.sinks.console import progress_columns
 
@@ -204,7 +204,7 @@ class BenchRun:
         port = state.board.port
         try:
             if state.board.place and not self.cancel.is_set():
-                from profiler.labgrid_place import acquire_place
+                from profiler.lab.labgrid_place import acquire_place
 
                 state.state, state.current = "acquiring", f"labgrid place {state.board.place}"
                 lease = acquire_place(state.board.place, self.plan.coordinator)
@@ -281,7 +281,7 @@ class BenchRun:
             with self._children_lock:
                 if self.cancel.is_set():
                     return SessionResult(spec, "not run", error="the bench was interrupted before it started")
-                child = subprocess.Popen([sys.executable, "-m", "profiler.bench_worker",
+                child = subprocess.Popen([sys.executable, "-m", "profiler.bench.worker",
                                           self._spec_json(spec, port, device)],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True,
                                          start_new_session=True, preexec_fn=_term_with_parent)

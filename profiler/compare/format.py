@@ -17,9 +17,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from profiler.compare import Comparison, Verdict
-from profiler.compare_load import Column
-from profiler.compare_stats import METRICS, Metric
+from profiler.compare.load import Column
+from profiler.compare.runs import Comparison, Verdict
+from profiler.compare.stats import METRICS, Metric
 
 FORMATS = ("rich", "md", "csv", "json")
 

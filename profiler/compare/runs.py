@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profiler.compare_load import GROUP_FIELDS, Column, Excluded, load_columns
-from profiler.compare_stats import METRICS, Metric, bootstrap_ci, mann_whitney_u, repetition_samples
+from profiler.compare.load import GROUP_FIELDS, Column, Excluded, load_columns
+from profiler.compare.stats import METRICS, Metric, bootstrap_ci, mann_whitney_u, repetition_samples
 from profiler.errors import ConfigError
 from profiler.reporting.labels import assign_labels
 

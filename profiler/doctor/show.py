@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from profiler.doctor import emulated_default_ready, rows_by_group, run_checks
+from profiler.doctor.checks import emulated_default_ready, rows_by_group, run_checks
 
 _STYLE = {"ok": "green", "missing": "red", "note": "dim"}
 

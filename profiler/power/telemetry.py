@@ -5,7 +5,7 @@ on some clock plus a `TickMap` from device ticks to that clock, and the same
 `energy_per_token` does the rest.
 
 - `ModelPower`: emulated boards. The documented board model
-  (`profiler.emulated_telemetry`) over the device timeline; `source: "model"`.
+  (`profiler.power.emulated`) over the device timeline; `source: "model"`.
 - `MeterPower`: an external meter (PPK2, Joulescope). The firmware raises its
   sync line for the decode; the k-th complete pulse the meter sees is the
   k-th repetition's decode, and its two edges anchor device ticks to meter time.
@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from profiler.emulated_telemetry import EmulatedBoardModel, Interval, PowerModel, ThermalModel
 from profiler.errors import LinkTimeout
+from profiler.link.protocol import RUN_FLAG_POWER, CpuPhase, CpuUsage, PhaseMark, PowerReading, Temperature
 from profiler.measure import RepetitionEvents
 from profiler.power import PowerBatch, PowerMeter, PowerSample
+from profiler.power.emulated import EmulatedBoardModel, Interval, PowerModel, ThermalModel
 from profiler.power.energy import (
     MAX_DROP_FRACTION,
     TickMap,
@@ -41,7 +42,6 @@ from profiler.power.energy import (
     energy_per_token,
     sync_windows,
 )
-from profiler.protocol import RUN_FLAG_POWER, CpuPhase, CpuUsage, PhaseMark, PowerReading, Temperature
 from profiler.records import EventRecord, Record, RepetitionRecord, SampleRecord, TokenRecord
 from profiler.stats import median
 

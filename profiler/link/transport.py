@@ -18,7 +18,7 @@ import serial
 from serial.urlhandler import protocol_socket
 
 from profiler.errors import LinkDisconnected, LinkError, LinkTimeout, ProtocolError
-from profiler.protocol import Event, FrameDecoder, MsgType, encode_frame, parse_event
+from profiler.link.protocol import Event, FrameDecoder, MsgType, encode_frame, parse_event
 
 _READ_CHUNK = 4096
 _POLL_S = 0.05

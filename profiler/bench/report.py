@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler import __version__
-from profiler.baseline import Gate, gate
-from profiler.bench import BenchOptions, BenchRun, SessionResult, convert_checkpoints, prepare_firmware
-from profiler.bench_plan import load_plan
+from profiler.bench.plan import load_plan
+from profiler.bench.run import BenchOptions, BenchRun, SessionResult, convert_checkpoints, prepare_firmware
+from profiler.compare.baseline import Gate, gate
 from profiler.errors import Interrupted
 
 SUMMARY_SCHEMA = 1

@@ -1,4 +1,4 @@
-"""One bench session in its own process: `python -m profiler.bench_worker SPEC_JSON`.
+"""One bench session in its own process: `python -m profiler.bench.worker SPEC_JSON`.
 
 `bench` runs every session in a child process so that a crash stays in its
 session and Ctrl-C takes the path a single `run` takes: the parent sends each
@@ -36,8 +36,8 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def run_spec(spec: dict[str, Any]) -> int:
     """Plan and run one session from the parent's spec; the exit code."""
     from profiler.api import RunOptions, plan_run
-    from profiler.labgrid_place import plan_on_place, rfc2217_reset_note
-    from profiler.observability import ObservabilityOptions, make_sinks
+    from profiler.lab.labgrid_place import plan_on_place, rfc2217_reset_note
+    from profiler.sinks.options import ObservabilityOptions, make_sinks
 
     run = dict(spec["run"])
     for key in ("out", "hardware_map"):

@@ -27,7 +27,7 @@ from profiler.reporting.series import token_latencies
 from profiler.reporting.timelines import KNOWN_KINDS, plot_rates, plot_timeline, sample_kinds
 
 if TYPE_CHECKING:
-    from profiler.compare import Comparison
+    from profiler.compare.runs import Comparison
 
 __all__ = ["plot_rates", "token_latencies", "write_figures", "write_report"]
 
@@ -51,7 +51,7 @@ def write_figures(comparison: Comparison, out: Path) -> list[tuple[str, Path]]:
 
 def write_report(comparison: Comparison, out: Path) -> list[Path]:
     """Write the PNGs, `summary.md` and `report.html` into `out`; returns the paths, summary and HTML first."""
-    from profiler.compare_format import render_markdown
+    from profiler.compare.format import render_markdown
     from profiler.reporting.html import write_html
 
     out.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from profiler.compare import DEFAULT_ALPHA, Comparison, compare_runs
-from profiler.compare_format import gate_summary, render_markdown
-from profiler.compare_load import SessionFile, read_session_file, session_paths
+from profiler.compare.format import gate_summary, render_markdown
+from profiler.compare.load import SessionFile, read_session_file, session_paths
+from profiler.compare.runs import DEFAULT_ALPHA, Comparison, compare_runs
 from profiler.errors import ConfigError
 
 
