@@ -28,8 +28,9 @@ from profiler.models.reference import Reference
 from profiler.outputs import check_directory
 from profiler.power import open_meter, parse_spec
 from profiler.power.telemetry import InaPower, MeterPower, ModelPower, PowerSource, board_models
+from profiler.records import RunSettings
 from profiler.reference_cache import ReferencePasses, port_fixed_point
-from profiler.session import ModelHandle, RunSettings, Session, Target
+from profiler.session import ModelHandle, Session, Target
 from profiler.sinks import Sink
 from profiler.sinks.jsonl import JsonlSink
 

@@ -492,8 +492,9 @@ def bench(
         check_directory(out, "--out", create=False)
     options = BenchOptions(
         out=out or default_run_dir(), jobs=jobs or os.cpu_count() or 1,
-        pushgateway=pushgateway or os.environ.get("TINY_PROFILER_PUSHGATEWAY") or None,
-        otlp_endpoint=otlp_endpoint, strict_export=strict_export,
+        sink_options={"pushgateway": pushgateway or os.environ.get("TINY_PROFILER_PUSHGATEWAY") or None,
+                      "otlp_endpoint": otlp_endpoint},
+        strict_export=strict_export,
     )
     gate = None if baseline is None else GateOptions(baseline, parse_threshold(threshold), alpha, fail_on_regression)
     from profiler.reporting import ci_formats

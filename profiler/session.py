@@ -81,6 +81,7 @@ from profiler.records import (
     ErrorRecord,
     PhaseRecord,
     Record,
+    RunSettings,
     SampleRecord,
     SessionHeader,
     SummaryRecord,
@@ -93,21 +94,6 @@ from profiler.sinks import Sink
 # frame; MEM and DONE after the last token).
 ASK_MAX_S = 1.0
 STATUS_AFTER_S = 0.25
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What to generate and how often."""
-
-    prompt: str
-    prompt_tokens: tuple[int, ...]
-    tokens: int
-    repetitions: int
-    warmup: int
-    temperature: float
-    seed: int
-    quality_tokens: tuple[int, ...] = ()  # run --check-quality: the text's tokens, BOS first
-    predict: bool = False  # emulated boards: trace the first repetition and predict the real chip's cycles
 
 
 @dataclass(frozen=True)

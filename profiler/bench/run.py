@@ -49,8 +49,7 @@ class BenchOptions:
 
     out: Path
     jobs: int
-    pushgateway: str | None = None
-    otlp_endpoint: str | None = None
+    sink_options: dict[str, Any] = field(default_factory=dict)  # by name, as the sink kinds declare them
     strict_export: bool = False
     log_level: str = "info"
 
@@ -262,8 +261,8 @@ class BenchRun:
             "check_quality": spec.check_quality,
             "predict": True,  # bench always predicts the real chip's rate on emulated boards (a no-op elsewhere)
         }
-        observability = {"pushgateway": self.options.pushgateway, "otlp_endpoint": self.options.otlp_endpoint,
-                         "strict_export": self.options.strict_export, "log_level": self.options.log_level,
+        observability = {**self.options.sink_options, "strict_export": self.options.strict_export,
+                         "log_level": self.options.log_level,
                          "log_file": str(self.run_dir / "logs" / "profiler.jsonl")}
         return json.dumps({"run": run, "observability": observability, "label": board.name,
                            "plan": str(self.plan.path)})

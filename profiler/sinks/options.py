@@ -1,82 +1,46 @@
-"""Where a session's records go besides its JSONL: traces, metrics, logs.
+"""Where a session's records go besides its JSONL: the registered sink kinds, built from their options.
 
-One place builds the sinks from the command-line options, so `run` and
-later commands (bench) share them.
+One place builds the sinks from the options' values, so `run` and `bench` (its worker processes) share them.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
 
-from profiler.errors import ConfigError
-from profiler.logs import DEFAULT_LOG_FILE, LogSink, logger, setup_logging
-from profiler.sinks import Sink
-from profiler.sinks.prometheus import PrometheusSink
-from profiler.sinks.tracing import TraceSink, otlp_traces_endpoint
+from profiler.logs import logger
+from profiler.sinks import Sink, SinkContext, sink_kinds
 
 
-@dataclass(frozen=True)
 class ObservabilityOptions:
-    """Exporter settings; None/False leaves that exporter off."""
+    """The values of every sink kind's options by name (each kind's default where not given), checked."""
 
-    pushgateway: str | None = None
-    metrics_port: int | None = None
-    otlp_endpoint: str | None = None
-    strict_export: bool = False
-    log_file: Path | None = DEFAULT_LOG_FILE
-    log_level: str = "info"
-    push_interval_s: float = 15.0
-
-    def __post_init__(self) -> None:
-        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
-            raise ConfigError(f"--metrics-port {self.metrics_port} is not a TCP port; use 1..65535 "
-                              "(or 0 for any free port)")
-        for option, url in (("--pushgateway", self.pushgateway), ("--otlp-endpoint", self.otlp_endpoint)):
-            if url is not None:
-                check_http_url(url, option)
+    def __init__(self, strict_export: bool = False, **values: Any) -> None:
+        options = {option.name: option for kind in sink_kinds() for option in kind.options}
+        unknown = sorted(set(values) - set(options))
+        if unknown:
+            raise TypeError(f"no sink has the option(s) {', '.join(unknown)}")
+        self.strict_export = strict_export
+        self.values = {name: values.get(name, option.default) for name, option in options.items()}
+        for name, option in options.items():
+            if option.check is not None and self.values[name] is not None:
+                option.check(self.values[name])
 
     @classmethod
-    def from_cli(cls, pushgateway: str | None, **kwargs: object) -> ObservabilityOptions:
+    def from_cli(cls, pushgateway: str | None, **kwargs: Any) -> ObservabilityOptions:
         """Options with the environment's defaults filled in (TINY_PROFILER_PUSHGATEWAY)."""
-        return cls(pushgateway=pushgateway or os.environ.get("TINY_PROFILER_PUSHGATEWAY") or None,
-                   **kwargs)  # type: ignore[arg-type]
-
-
-def check_http_url(url: str, option: str) -> None:
-    """An exporter URL: http(s), a host, and a port in range if given."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or (port is not None and not 1 <= port <= 65535):
-        raise ConfigError(f"{option} {url} is not an http(s) URL with a host and a port from 1 to 65535, "
-                          "e.g. http://127.0.0.1:9091")
-
-
-def trace_path(jsonl_path: Path) -> Path:
-    """The trace file that sits next to a session's JSONL."""
-    return jsonl_path.with_name(jsonl_path.stem + ".trace.jsonl")
+        return cls(pushgateway=pushgateway or os.environ.get("TINY_PROFILER_PUSHGATEWAY") or None, **kwargs)
 
 
 def make_sinks(options: ObservabilityOptions, jsonl_path: Path, warn: Callable[[str], None]) -> list[Sink]:
-    """Sinks for traces (always, to a file), metrics and structured logs."""
+    """The sinks the options turn on, in registry order."""
 
     def warn_and_log(message: str) -> None:
         logger().warning(message)
         warn(message)
 
-    sinks: list[Sink] = []
-    if options.log_file is not None:
-        setup_logging(options.log_file, options.log_level)
-        sinks.append(LogSink())
-    sinks.append(TraceSink(trace_path(jsonl_path), otlp_traces_endpoint(options.otlp_endpoint),
-                           options.strict_export, warn_and_log))
-    if options.pushgateway or options.metrics_port is not None:
-        sinks.append(PrometheusSink(options.pushgateway, options.metrics_port, options.strict_export,
-                                    warn_and_log, interval_s=options.push_interval_s))
-    return sinks
+    context = SinkContext(jsonl_path, options.strict_export, warn_and_log)
+    built = (kind.build(options.values, context) for kind in sink_kinds())
+    return [sink for sink in built if sink is not None]

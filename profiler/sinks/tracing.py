@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from profiler import __version__
 from profiler.errors import ExportError
 from profiler.outputs import results_error
 from profiler.records import ErrorRecord, PhaseRecord, Record, SessionHeader, SummaryRecord
+from profiler.sinks import SinkContext, SinkKind, SinkOption, http_url_check
 
 _DEVICE_PHASES = {"prefill", "decode"}
 _EXPORT_TIMEOUT_S = 5.0
@@ -197,3 +198,17 @@ class TraceSink:
             if self.strict:
                 raise ExportError(message)
             self.warn(message)
+
+
+def trace_path(jsonl_path: Path) -> Path:
+    """The trace file that sits next to a session's JSONL."""
+    return jsonl_path.with_name(jsonl_path.stem + ".trace.jsonl")
+
+
+def _build(values: Mapping[str, Any], context: SinkContext) -> TraceSink:
+    # always on: the trace file; spans also go to an OTLP endpoint when one is set
+    return TraceSink(trace_path(context.jsonl_path), otlp_traces_endpoint(values["otlp_endpoint"]), context.strict,
+                     context.warn)
+
+
+SINK = SinkKind("trace", (SinkOption("otlp_endpoint", None, http_url_check("--otlp-endpoint")),), _build)
