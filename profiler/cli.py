@@ -205,9 +205,9 @@ def run(
     ] = None,
 ) -> None:
     """Profile MODEL on DEVICE: flash, connect, warm up, repeat, summarise."""
+    from profiler import ci_formats
     from profiler.api import RunOptions, plan_run
     from profiler.lab.labgrid_place import plan_on_place, rfc2217_reset_note
-    from profiler.reporting import ci_formats
     from profiler.sinks.console import ConsoleSink
     from profiler.sinks.options import ObservabilityOptions, make_sinks
 
@@ -301,7 +301,7 @@ def compare(
 
         plot_rates(comparison, plot)
     if junit is not None:
-        from profiler.reporting.ci_formats import write_compare_junit
+        from profiler.ci_formats import write_compare_junit
 
         write_compare_junit(junit, comparison)
     if fail_on_regression and comparison.gate_failed:
@@ -497,7 +497,7 @@ def bench(
         strict_export=strict_export,
     )
     gate = None if baseline is None else GateOptions(baseline, parse_threshold(threshold), alpha, fail_on_regression)
-    from profiler.reporting import ci_formats
+    from profiler import ci_formats
 
     ci_formats.check_format(fmt)
 
