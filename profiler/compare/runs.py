@@ -1,6 +1,6 @@
 """`tiny-profiler compare`: statistics per metric and run, deltas to a baseline, a regression gate.
 
-Rows are metrics, columns are runs (see `compare_load` for how files become
+Rows are metrics, columns are runs (see `compare.load` for how files become
 columns). Each cell holds the median, the standard deviation and a 95%
 bootstrap interval of the median over per-repetition samples. Each run that is
 not a baseline is set against the baseline of its own board/model/quantization
