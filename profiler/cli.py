@@ -342,7 +342,7 @@ def report(
         summary, html, *plots = write_report(comparison, out)
         print(f"wrote {html}, {summary.name} and {len(plots)} figures: {', '.join(p.name for p in plots)}")
     if trace_events is not None:
-        from profiler.reporting.trace_events import write_trace_events
+        from profiler.compare.reporting.trace_events import write_trace_events
 
         print(f"wrote {write_trace_events(comparison.columns, trace_events)} (open it in ui.perfetto.dev)")
 

@@ -17,9 +17,9 @@ import pytest
 
 from profiler.cli import main
 from profiler.compare.load import read_session_file, session_paths
+from profiler.compare.reporting.labels import run_name
 from profiler.compare.runs import compare_runs
 from profiler.compare.synthetic import Synthetic, write_synthetic
-from profiler.reporting.labels import run_name
 
 
 def _run_cli(argv: list[str]) -> tuple[int, str]:

@@ -77,7 +77,7 @@ def _title(comparison: Comparison) -> str:
 
 def legend_lines(comparison: Comparison) -> list[str]:
     """Markdown legend: each short label with its run, files, board, model, quantization and firmware."""
-    from profiler.reporting.labels import legend
+    from profiler.compare.reporting.labels import legend
 
     out = ["| label | run | board · model · quantization | firmware | sessions |", "|---|---|---|---|---|"]
     for row, column in zip(legend(comparison.columns), comparison.columns, strict=True):

@@ -13,7 +13,7 @@ Figures (matplotlib's Agg canvas, no display), each run under its short label
   in matmul, attention and the rest;
 - `timeline_<kind>.png`: CPU utilization (%), memory (KB), power (mW), temperature (°C) over device time.
 
-`summary.md` links the PNGs; `report.html` embeds them (see `profiler.reporting.html`).
+`summary.md` links the PNGs; `report.html` embeds them (see `profiler.compare.reporting.html`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from profiler.reporting.figures import plot_energy_per_token, plot_kernel_shares, plot_latency_by_position
-from profiler.reporting.roofline import plot_roofline
-from profiler.reporting.series import token_latencies
-from profiler.reporting.timelines import KNOWN_KINDS, plot_rates, plot_timeline, sample_kinds
+from profiler.compare.reporting.figures import plot_energy_per_token, plot_kernel_shares, plot_latency_by_position
+from profiler.compare.reporting.roofline import plot_roofline
+from profiler.compare.reporting.series import token_latencies
+from profiler.compare.reporting.timelines import KNOWN_KINDS, plot_rates, plot_timeline, sample_kinds
 
 if TYPE_CHECKING:
     from profiler.compare.runs import Comparison
@@ -52,7 +52,7 @@ def write_figures(comparison: Comparison, out: Path) -> list[tuple[str, Path]]:
 def write_report(comparison: Comparison, out: Path) -> list[Path]:
     """Write the PNGs, `summary.md` and `report.html` into `out`; returns the paths, summary and HTML first."""
     from profiler.compare.format import render_markdown
-    from profiler.reporting.html import write_html
+    from profiler.compare.reporting.html import write_html
 
     out.mkdir(parents=True, exist_ok=True)
     figures = write_figures(comparison, out)

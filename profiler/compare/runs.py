@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from profiler.compare.load import GROUP_FIELDS, Column, Excluded, load_columns
+from profiler.compare.reporting.labels import assign_labels
 from profiler.compare.stats import METRICS, Metric, bootstrap_ci, mann_whitney_u, repetition_samples
 from profiler.errors import ConfigError
-from profiler.reporting.labels import assign_labels
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ALPHA = 0.05

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from profiler.compare.load import Column
+from profiler.compare.reporting.figures import colors, figure, note, save, wrap
 from profiler.compare.runs import Comparison
-from profiler.reporting.figures import colors, figure, note, save, wrap
 
 if TYPE_CHECKING:
     from profiler.models.format import ModelConfig

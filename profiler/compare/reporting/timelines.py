@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from profiler.compare.load import Column, SessionFile
+from profiler.compare.reporting.figures import MAX_PANELS, colors, figure, note, save, wrap
+from profiler.compare.reporting.series import device_origin
 from profiler.compare.runs import Comparison
 from profiler.compare.stats import METRICS
-from profiler.reporting.figures import MAX_PANELS, colors, figure, note, save, wrap
-from profiler.reporting.series import device_origin
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from profiler.compare.load import Column
-from profiler.reporting.series import energy_series, fitted_slope, steps_by_position
+from profiler.compare.reporting.series import energy_series, fitted_slope, steps_by_position
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

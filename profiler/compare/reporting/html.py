@@ -15,9 +15,9 @@ from pathlib import Path
 
 from profiler import __version__
 from profiler.compare.format import cell_parts, column_header, gate_lines, gate_summary, metric_name
+from profiler.compare.reporting.labels import legend
 from profiler.compare.runs import Comparison
 from profiler.compare.stats import METRICS
-from profiler.reporting.labels import legend
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1120px; color: #1d1d1f; padding: 0 16px; }
@@ -143,7 +143,7 @@ def _figure(caption: str, path: Path) -> str:
 
 def render_html(comparison: Comparison, figures: Sequence[tuple[str, Path]]) -> str:
     """The whole report as one HTML document."""
-    from profiler.reporting.roofline import ceilings_text, roofline_points
+    from profiler.compare.reporting.roofline import ceilings_text, roofline_points
 
     points, missing = roofline_points(comparison)
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
