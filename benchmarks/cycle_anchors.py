@@ -4,7 +4,7 @@ Two anchors, built from unmodified upstream code in a scratch copy (never copied
 - pqm4's ML-KEM-512 `m4fspeed` (hand-written Cortex-M4 assembly), built with pqm4's own Makefile for
   QEMU's mps2-an386. pqm4's benchmarks.md: key generation 392,423 cycles, encapsulation 390,881,
   decapsulation 428,167 on a NUCLEO-L4R5ZI at 24 MHz (zero flash wait states), average of 10 runs.
-- EEMBC CoreMark, built with our toolchain (arm-none-eabi-gcc -O2, our port in anchors/coremark/) for
+- EEMBC CoreMark, built with our toolchain (arm-none-eabi-gcc -O2 -funroll-all-loops, our port in anchors/coremark/) for
   mps2-an386. Arm publishes 3.40 CoreMark/MHz for the Cortex-M4; ST publishes 566 CoreMark at
   168 MHz (3.37/MHz) for the STM32F405/407, executing from flash with the ART accelerator.
 
@@ -38,6 +38,11 @@ ARM_SOURCE = "Arm, Cortex-M4 processor product page: 3.40 CoreMark/MHz"
 ST_COREMARK_PER_MHZ = 566 / 168
 ST_SOURCE = "ST, STM32F405/415 and STM32F407/417 product pages: 566 CoreMark at 168 MHz from flash with the ART"
 COREMARK_ITERATIONS = 20
+# CoreMark's run rules leave the flags to whoever reports a score and require them in the report (FLAGS_STR).
+# -funroll-all-loops is the classic GCC CoreMark flag; with it GCC 12 executes the issue's 271,400 instructions
+# per iteration (3.68/MHz at one per cycle). Plain -O2 executes 294,600 (3.39); -mfloat-abi changes nothing
+# in the timed loop (no floating point there).
+COREMARK_CFLAGS = ("-O2", "-funroll-all-loops", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
 STM32F405_HZ = 168_000_000
 QEMU = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-semihosting",
         "-icount", "shift=0"]
@@ -105,13 +110,14 @@ def pqm4(shared: Path, work: Path) -> list[AnchorResult]:
 
 
 def build_coremark(shared: Path, work: Path, iterations: int = COREMARK_ITERATIONS) -> Path:
-    """CoreMark's unmodified sources with our mps2-an386 port, GCC -O2."""
+    """CoreMark's unmodified sources with our mps2-an386 port, COREMARK_CFLAGS (CoreMark prints them)."""
     tree = _scratch(shared / "coremark", work)
     port = ROOT / "benchmarks" / "anchors" / "coremark"
     sources = [tree / f for f in ("core_list_join.c", "core_main.c", "core_matrix.c", "core_state.c", "core_util.c")]
     elf = work / "coremark.elf"
-    subprocess.run(["arm-none-eabi-gcc", "-O2", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
-                    "-mfpu=fpv4-sp-d16", f"-DITERATIONS={iterations}", '-DFLAGS_STR="-O2"', f"-I{port}", f"-I{tree}",
+    flags_str = " ".join(COREMARK_CFLAGS)
+    subprocess.run(["arm-none-eabi-gcc", *COREMARK_CFLAGS, f"-DITERATIONS={iterations}", f'-DFLAGS_STR="{flags_str}"',
+                    f"-I{port}", f"-I{tree}",
                     *map(str, sources), str(port / "core_portme.c"), str(port / "startup.c"),
                     "-T", str(port / "mps2-an386.ld"), "--specs=rdimon.specs", "-nostartfiles", "-o", str(elf)],
                    check=True, capture_output=True)

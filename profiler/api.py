@@ -179,7 +179,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
             f"{len(prompt_tokens) + options.tokens - 1}, but {handle.name} has seq_len {cfg.seq_len}; "
             "use a shorter prompt or fewer --tokens"
         )
-    check_directory(options.out, "--out")
+    check_directory(options.out, "--out", create=False)
     quality_tokens: tuple[int, ...] = ()
     if options.check_quality:
         from profiler.models.evaluate import plan_quality_check

@@ -45,6 +45,8 @@ def cycles(insns: list[Insn]) -> int:
     (["smlad r0, r1, r2, r0"], 1),
     (["vmla.f32 s0, s1, s2"], 3),
     (["vdiv.f32 s0, s1, s2"], 14),
+    (["vmls.f32 s0, s1, s2"], 3),  # not "vm" + condition LS: a multiply-accumulate like VMLA
+    (["smlal r0, r1, r2, r3", "ldr r4, [r1]"], 4),  # SMLAL writes RdHi, the load's address: +1
     (["adds r0, #1", "it eq", "moveq r1, r2"], 2),  # IT folded after a 16-bit instruction
 ])
 def test_m4_sequences(code: list[str], expected: int) -> None:
@@ -139,7 +141,7 @@ def test_prediction_deterministic_on_emulated_stm32(tmp_path: Path) -> None:
                                          out=tmp_path / str(i), emulate=True, predict=True))
         summary = session.run()
         assert summary.valid and summary.cycle_model is not None
-        assert summary.cycle_model.startswith("cortex-m4-trm/1 + stm32f4-art/1")
+        assert summary.cycle_model.startswith("cortex-m4-trm/2 + stm32f4-art/1")
         parts = summary.predicted_cycles_per_token_by_part or {}
         assert parts.get("flash data wait", 0) > 0  # the weights' loads from flash reached the ART model
         figures.append((summary.predicted_cycles_per_token, summary.predicted_decode_tokens_per_s,

@@ -24,10 +24,11 @@ def test_doctor_passes_here_and_lists_every_area(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["emulated_default_ready"] is True
     rows = report["checks"]
-    assert {r["group"] for r in rows} == {"python", "stm32", "esp32", "riscv", "tools", "serial", "boards", "export",
-                                         "files"}
+    assert {r["group"] for r in rows} == {"python", "stm32", "esp32", "riscv", "mps", "tools", "serial", "boards",
+                                         "export", "files"}
     names = {r["name"] for r in rows}
     for expected in ("qemu-system-arm -M netduinoplus2 (stm32f405)", "qemu-system-riscv32 -M virt (riscv)",
+                     "qemu-system-arm -M mps3-an547 (mps3-an547)",
                      "arm-none-eabi-gcc", "promtool", "pushgateway", "alertmanager", "ser2net", "labgrid-client",
                      "chromium (reports)", "dialout group", "udev rules for USB probes", "firmware cache",
                      "results directory", "pyserial"):

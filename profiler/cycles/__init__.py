@@ -36,7 +36,7 @@ MARK_SYMBOL = "tp_forward"  # one segment per forward pass of the profiler's fir
 class DecodePrediction:
     """Predicted cycles of the decode steps of one traced repetition."""
 
-    model: str  # e.g. "cortex-m4-trm/1 + stm32f4-art/1 (5 wait states)"
+    model: str  # e.g. "cortex-m4-trm/2 + stm32f4-art/1 (5 wait states)"
     steps: int  # decode steps traced
     instructions_per_step: float
     cycles_per_step: float

@@ -1,4 +1,4 @@
-"""Cortex-M4 cycle model `cortex-m4-trm/1`: Arm's published instruction timings, zero-wait-state memory.
+"""Cortex-M4 cycle model `cortex-m4-trm/2`: Arm's published instruction timings, zero-wait-state memory.
 
 Sources: Arm Cortex-M4 Technical Reference Manual (DDI 0439), "Instruction set summary" (cycles per
 instruction), "Load/store timings" (pipelining of neighbouring loads and stores, address dependency
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from profiler.cycles.disasm import Insn, arm_reglist_count, arm_regs, split_operands
 
 NAME = "cortex-m4-trm"
-VERSION = 1
+VERSION = 2
 REFILL_CYCLES = 1  # P of a forwarded branch (B, BL, B<cond>, CBZ/CBNZ to an immediate, BX LR)
 REGISTER_REFILL_CYCLES = 2  # P of BX/BLX to another register and of MOV/ADD to the PC
 LOAD_REFILL_CYCLES = 3  # P after a load into the PC (POP, LDM, LDR) and TBB/TBH
@@ -46,6 +46,9 @@ CATEGORIES = ("issue", "load", "load-store pipelining", "address dependency", "b
 _CONDS = {"eq", "ne", "cs", "cc", "hs", "lo", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "al"}
 _NO_DEST = {"cmp", "cmn", "tst", "teq", "vcmp", "vcmpe", "nop", "dmb", "dsb", "isb", "cpsid", "cpsie", "msr", "bkpt",
             "wfi", "wfe", "sev", "svc"}
+# mnemonics whose last two letters spell a condition code but are not one ("movs" is not "mo" + VS)
+_ENDS_LIKE_A_CONDITION = {"bl", "blx", "bx", "b", "cbz", "cbnz", "teq", "bics", "mls", "lsls", "muls", "movs", "adcs",
+                          "sbcs", "smlal", "umlal", "smlals", "umlals", "vmls", "vnmls", "vcmp"}
 _LONG_MUL = re.compile(r"^(u|s)(mull|mlal|mlal[bt][bt]|mlald|mlaldx|mlsld|mlsldx)$|^umaal$")
 _FMAC = {"vmla", "vmls", "vnmla", "vnmls", "vfma", "vfms", "vfnma", "vfnms"}
 
@@ -53,9 +56,8 @@ _FMAC = {"vmla", "vmls", "vnmla", "vnmls", "vfma", "vfms", "vfnma", "vfnms"}
 def base_mnemonic(mnemonic: str) -> str:
     """The operation without width qualifier, data type or condition: "ldrbeq.w" -> "ldrb", "bne.n" -> "b"."""
     m = mnemonic.split(".")[0]
-    for known in ("bl", "blx", "bx", "b", "cbz", "cbnz", "teq", "bics", "mls", "lsls", "smlals", "umlals", "vcmp"):
-        if m == known:
-            return m
+    if m in _ENDS_LIKE_A_CONDITION:
+        return m
     if len(m) > 2 and m[-2:] in _CONDS:
         stripped = m[:-2]
         if stripped in ("b", "bl", "bx", "blx") or not stripped.startswith("b"):

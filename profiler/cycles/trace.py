@@ -10,7 +10,9 @@ the profiler's firmware, the measured function for an anchor), so segment k + 1 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,10 +37,12 @@ def plugin_path() -> Path:
         return target
     gcc = require_binary("gcc", "gcc")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
+    # A name of its own per builder: bench sessions running at once may all build it; the last rename wins.
+    tmp = target.with_name(f".libtbtrace.{os.getpid()}.{threading.get_ident()}.tmp")
     result = subprocess.run([gcc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(PLUGIN_SOURCE)],
                             capture_output=True, text=True)
     if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
         raise PlatformError(f"building the trace plugin failed: {result.stderr.strip()[-400:]}")
     tmp.replace(target)
     return target

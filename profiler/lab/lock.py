@@ -141,7 +141,8 @@ class BoardLock:
             holder = _read_holder(fd)
             os.close(fd)
             who = holder.describe() if holder else "another process"
-            raise BoardBusy(f"board {key} is in use by {who}; wait for it to finish or stop it "
+            shown = port.split("?", 1)[0]  # as the user spelled it; the key may be another spelling of it
+            raise BoardBusy(f"board {shown} is in use by {who}; wait for it to finish or stop it "
                             f"(lock file {path})") from None
         # A holder that still holds the flock cannot reach this line; one written in the file without
         # the flock died (or was killed) without releasing: its lock is stale and now ours.
