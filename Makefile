@@ -60,6 +60,7 @@ plan: setup
 lint: venv
 	$(VENV)/bin/ruff check profiler platforms tests scripts benchmarks
 	$(VENV)/bin/mypy profiler platforms
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/actionlint .github/workflows/hil-benchmark.yml
 
 test: setup lint lab-venv

@@ -35,10 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from profiler.power import PowerBatch, open_meter  # noqa: E402
 from profiler.power.energy import energy_mj, sync_windows  # noqa: E402
-from tests.fakes.ppk2 import Waveform  # noqa: E402
 
 VOLTAGE_MV = 3300
-FAKE_WAVEFORM = Waveform(pulses=((100_000, 200_000),))  # what `python -m tests.fakes.ppk2` streams
 
 
 def _cpu_s() -> tuple[float, float]:
@@ -70,6 +68,9 @@ def main() -> int:
             wall = time.monotonic() - wall0
             user1, sys1 = _cpu_s()
             stats = meter.stats
+        batch = PowerBatch.concat(batches)
+        last_index = round(float(batch.t_s[-1]) * 100_000)
+        fake.stdin.write(f"{last_index}\n")  # the fake answers with the charge it fed up to there
         fake.stdin.close()
         fed = json.loads(fake.stdout.readline())
     finally:
@@ -77,16 +78,14 @@ def main() -> int:
             fake.terminate()
         fake.wait(5)
 
-    batch = PowerBatch.concat(batches)
     n = len(batch)
-    last_index = round(float(batch.t_s[-1]) * 100_000)
-    fed_mj = FAKE_WAVEFORM.charge_c(0, last_index) * VOLTAGE_MV
+    fed_mj = fed["charge_c"] * VOLTAGE_MV
     measured_mj = energy_mj(batch)
     cpu = (user1 - user0) + (sys1 - sys0)
     arrived = [b for b in batches if len(b)]
     span_s = (arrived[-1].host_ns - arrived[0].host_ns) / 1e9
     sustained = (n - len(arrived[0])) / span_s
-    windows = sync_windows(batch, FAKE_WAVEFORM.bit)
+    windows = sync_windows(batch, fed["sync_bit"])
 
     table = Table(title=f"PPK2 ingest, fake PPK2 on a pty at 100 kS/s, {wall:.1f} s")
     table.add_column("figure")

@@ -19,19 +19,20 @@ from pathlib import Path
 from platforms.boards import BoardProfile
 from profiler.emulator import require_binary
 from profiler.errors import ConfigError, FitError, ModelError
-from profiler.lock import BoardLock
+from profiler.lab.lock import BoardLock
+from profiler.lab.placement import place
+from profiler.link.transport import Deadlines
 from profiler.models.fit import check_fit
 from profiler.models.format import TpmModel, read_header
 from profiler.models.reference import Reference
 from profiler.outputs import check_directory
-from profiler.placement import place
 from profiler.power import open_meter, parse_spec
+from profiler.power.telemetry import InaPower, MeterPower, ModelPower, PowerSource, board_models
+from profiler.records import RunSettings
 from profiler.reference_cache import ReferencePasses, port_fixed_point
-from profiler.session import ModelHandle, RunSettings, Session, Target
+from profiler.session import ModelHandle, Session, Target
 from profiler.sinks import Sink
 from profiler.sinks.jsonl import JsonlSink
-from profiler.telemetry import InaPower, MeterPower, ModelPower, PowerSource, board_models
-from profiler.transport import Deadlines
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 DEFAULT_PROMPT = "Once upon a time"

@@ -22,8 +22,8 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 from profiler.errors import ConfigError
 
 if TYPE_CHECKING:
-    from profiler.bench import BenchRun, SessionResult
-    from profiler.compare import Comparison
+    from profiler.bench.run import BenchRun, SessionResult
+    from profiler.compare.runs import Comparison
 
 FORMATS = ("json", "csv", "md")
 FIGURES = ("decode_tokens_per_s", "decode_tokens_per_s_stddev", "prefill_tokens_per_s", "ttft_ms",
@@ -57,7 +57,7 @@ def run_identity(header: dict[str, Any], results: Path) -> dict[str, Any]:
         "kernels": firmware_id.rsplit("+", 1)[1] if "+" in firmware_id else None,
         "tokens": header.get("tokens"), "prompt_tokens": len(header.get("prompt_tokens") or []),
         "results": str(results),
-    }  # fmt: skip
+    }
 
 
 def run_row(identity: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
@@ -164,7 +164,7 @@ def write_bench_junit(path: Path, run: BenchRun) -> None:
 def _bench_case(result: SessionResult, row: dict[str, Any]) -> TestCase:
     reasons = (result.summary or {}).get("reasons") or []
     return _session_case(f"{result.spec.board.name} · {result.spec.label}",
-                         f"tiny-profiler.bench.{result.spec.board.name}", result.status, reasons, result.error,
+                         f"tiny-profiler.bench.run.{result.spec.board.name}", result.status, reasons, result.error,
                          result.wall_s, row)
 
 
@@ -172,7 +172,7 @@ def write_compare_junit(path: Path, comparison: Comparison) -> None:
     """One testcase per gated metric and run; runs with nothing valid and excluded sessions as well."""
     suite = TestSuite("tiny-profiler compare")
     for verdict in comparison.verdicts:
-        case = TestCase(f"{verdict.metric.key} · {verdict.column}", f"tiny-profiler.compare.{verdict.baseline}")
+        case = TestCase(f"{verdict.metric.key} · {verdict.column}", f"tiny-profiler.compare.runs.{verdict.baseline}")
         if verdict.regression:
             case.result = [Failure(verdict.reason, "regression")]
         case.system_out = json.dumps({"metric": verdict.metric.key, "column": verdict.column,
@@ -180,11 +180,11 @@ def write_compare_junit(path: Path, comparison: Comparison) -> None:
                                       "p_value": verdict.p_value, "method": verdict.method, "reason": verdict.reason})
         suite.add_testcase(case)
     for source in comparison.unchecked:
-        case = TestCase(f"{source} · valid sessions", "tiny-profiler.compare")
+        case = TestCase(f"{source} · valid sessions", "tiny-profiler.compare.runs")
         case.result = [Failure(f"{source} has no valid session to compare", "no valid session")]
         suite.add_testcase(case)
     for excluded in comparison.excluded:
-        case = TestCase(f"{excluded.path.name}", "tiny-profiler.compare.excluded")
+        case = TestCase(f"{excluded.path.name}", "tiny-profiler.compare.runs.excluded")
         case.result = [Skipped("; ".join(excluded.reasons) or excluded.status, excluded.status)]
         suite.add_testcase(case)
     _write(path, suite)

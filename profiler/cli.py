@@ -1,19 +1,17 @@
 """The `tiny-profiler` command line: a thin typer layer over `profiler.api`.
 
-Exceptions become exit codes in one place (`main`): a ProfilerError prints
+Exceptions become exit codes in one place (`exit_code`, called by the root group): a ProfilerError prints
 one line and exits with its class's code; `--traceback` shows the stack.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Optional
 
 import typer
 import typer.core
@@ -23,7 +21,22 @@ from profiler import __version__
 from profiler.errors import ConfigError, InternalError, PlatformError, ProfilerError, Stopped, interruption
 from profiler.outputs import check_directory, check_file, results_error
 
+
+class _ExitCodes(typer.core.TyperGroup):
+    """The root command group: every exception of the callback or a command meets `exit_code` here, once."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except BaseException as error:
+            code = exit_code(error)
+            if code is None:
+                raise
+            raise typer.Exit(code) from None
+
+
 app = typer.Typer(
+    cls=_ExitCodes,
     add_completion=False,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
@@ -33,31 +46,23 @@ model_app = typer.Typer(no_args_is_help=True, help="Convert and inspect models."
 app.add_typer(model_app, name="model")
 
 _state = {"traceback": False}
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _handled(command: F) -> F:
-    """Map every exception of a command to one line and its exit code, in one place."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except KeyboardInterrupt as stop:
-            raise typer.Exit(_report(interruption(stop, partial=False))) from None
-        except ProfilerError as error:
-            raise typer.Exit(_report(error)) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except OSError as error:
-            if error.errno not in _ENVIRONMENT_ERRNOS or error.filename is None:
-                raise typer.Exit(_report(_internal(error))) from None
-            # A file the user named, or a disk that filled, not a bug: say which file and why.
-            raise typer.Exit(_report(results_error(Path(error.filename), error))) from None
-        except Exception as error:  # a bug: still one line unless --traceback
-            raise typer.Exit(_report(_internal(error))) from None
-
-    return wrapper  # type: ignore[return-value]
+def exit_code(error: BaseException) -> int | None:
+    """Print the one line for `error` and return its exit code; None for what is not ours to map (SystemExit,
+    click's own usage errors)."""
+    if isinstance(error, KeyboardInterrupt):
+        return _report(interruption(error, partial=False))
+    if isinstance(error, ProfilerError):
+        return _report(error)
+    if isinstance(error, typer.TyperException | typer.Exit | typer.Abort | SystemExit):
+        return None  # usage errors and exits keep click's own message and code
+    if isinstance(error, OSError) and error.errno in _ENVIRONMENT_ERRNOS and error.filename is not None:
+        # A file the user named, or a disk that filled, not a bug: say which file and why.
+        return _report(results_error(Path(error.filename), error))
+    if isinstance(error, Exception):  # a bug: still one line unless --traceback
+        return _report(_internal(error))
+    return None
 
 
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
@@ -82,7 +87,7 @@ def _root(
     traceback: Annotated[bool, typer.Option("--traceback", help="Show the Python stack on errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
     config: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Option defaults per command (default: $TINY_PROFILER_CONFIG or ./tiny-profiler.toml); "
                           "see docs/configuration.md."),
     ] = None,
@@ -94,10 +99,7 @@ def _root(
     if path is not None and isinstance(ctx.command, typer.core.TyperGroup):
         commands = {name: command for name, command in ctx.command.commands.items()
                     if not isinstance(command, typer.core.TyperGroup)}
-        try:
-            ctx.default_map = load_defaults(path, commands)
-        except ProfilerError as error:
-            raise typer.Exit(_report(error)) from None
+        ctx.default_map = load_defaults(path, commands)
 
 
 def _read_text(path: Path, option: str) -> str:
@@ -109,11 +111,10 @@ def _read_text(path: Path, option: str) -> str:
 
 
 @app.command()
-@_handled
 def run(
     model: Annotated[str, typer.Option(help="Model file (.tpm) or a bundled model name such as demo.")],
     device: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="Board or family: stm32, stm32f405, esp32c3, riscv, ... (or take it from --board)."),
     ] = None,
     prompt: Annotated[str, typer.Option(help="Prompt text, encoded with the model's tokenizer.")] = "Once upon a time",
@@ -124,32 +125,32 @@ def run(
     temperature: Annotated[float, typer.Option(help="0 is greedy.")] = 0.0,
     out: Annotated[Path, typer.Option(help="Directory for the session JSONL.")] = Path("results"),
     emulate: Annotated[
-        Optional[bool],  # noqa: UP045
+        Optional[bool],
         typer.Option("--emulate/--no-emulate", help="Run on the emulated board (default without --port)."),
     ] = None,
     port: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="Serial port or URL of a real board (socket://, rfc2217://)."),
     ] = None,
     flash: Annotated[bool, typer.Option("--flash/--no-flash", help="Flash firmware and model before running.")] = True,
     board: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="A bench board named in the hardware map (port, flasher, reset, probe)."),
     ] = None,
     hardware_map: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Hardware map TOML (default: $TINY_PROFILER_HARDWARE_MAP or ./hardware-map.toml)."),
     ] = None,
     flasher: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="pyocd, openocd, st-flash or dfu (STM32); esptool (ESP32); openocd (RISC-V)."),
     ] = None,
     power: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="Power meter: ppk2:PORT?voltage_mv=3300, joulescope, or model (default on emulated boards)."),
     ] = None,
     kernels: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="Matmul kernels to build: dsp or portable (STM32), rv32 or portable (RISC-V); "
                           "default: the port's own."),
     ] = None,
@@ -158,11 +159,11 @@ def run(
                                                    "model (NAME-fp32.bin beside the model, or --quality-reference).")
     ] = False,
     quality_reference: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="The fp32 llama2.c checkpoint --check-quality compares with."),
     ] = None,
     quality_text: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Text file for --check-quality (default: a short built-in story)."),
     ] = None,
     predict: Annotated[
@@ -170,34 +171,34 @@ def run(
                                              "core's cycle model (traces the first repetition; slower).")
     ] = False,
     place: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="A labgrid place (coordinator from LG_COORDINATOR): acquired, its serial used, released."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary record as JSON on stdout.")] = False,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Print the summary row as json, csv or md.")] = None,  # noqa: UP045
-    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML: the session as one testcase.")] = None,  # noqa: UP045
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Print the summary row as json, csv or md.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML: the session as one testcase.")] = None,
     pushgateway: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="Pushgateway URL (or TINY_PROFILER_PUSHGATEWAY); pushed at the end and every 15 s."),
     ] = None,
     metrics_port: Annotated[
-        Optional[int],  # noqa: UP045
+        Optional[int],
         typer.Option(help="Serve /metrics on this port while the session runs."),
     ] = None,
     otlp_endpoint: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="OTLP/HTTP base URL for spans (or OTEL_EXPORTER_OTLP_ENDPOINT)."),
     ] = None,
     strict_export: Annotated[bool, typer.Option(help="Fail (exit 11) when an exporter fails.")] = False,
     log_file: Annotated[Path, typer.Option(help="Structured JSON log file.")] = Path("logs/profiler.jsonl"),
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     hello_timeout: Annotated[
-        Optional[float],  # noqa: UP045
+        Optional[float],
         typer.Option(envvar="TINY_PROFILER_HELLO_TIMEOUT", show_envvar=True,
                      help="Seconds to wait for the board's HELLO, asking again meanwhile (default 20)."),
     ] = None,
     frame_timeout: Annotated[
-        Optional[float],  # noqa: UP045
+        Optional[float],
         typer.Option(envvar="TINY_PROFILER_FRAME_TIMEOUT", show_envvar=True,
                      help="Seconds to wait for the next frame a repetition owes: its first, each token, its end "
                           "(default 60). Noise and stray frames never extend it."),
@@ -206,9 +207,9 @@ def run(
     """Profile MODEL on DEVICE: flash, connect, warm up, repeat, summarise."""
     from profiler import ci_formats
     from profiler.api import RunOptions, plan_run
-    from profiler.labgrid_place import plan_on_place, rfc2217_reset_note
-    from profiler.observability import ObservabilityOptions, make_sinks
+    from profiler.lab.labgrid_place import plan_on_place, rfc2217_reset_note
     from profiler.sinks.console import ConsoleSink
+    from profiler.sinks.options import ObservabilityOptions, make_sinks
 
     ci_formats.check_format(fmt)
     console = Console(stderr=json_out or fmt is not None)
@@ -225,7 +226,7 @@ def run(
         kernels=kernels, check_quality=check_quality, quality_reference=quality_reference,
         quality_text=_read_text(quality_text, "--quality-text") if quality_text else None, predict=predict,
         hello_timeout=hello_timeout, frame_timeout=frame_timeout,
-    )  # fmt: skip
+    )
     session, path = plan_on_place(
         options, place, plan_run,
         sinks=lambda jsonl: make_sinks(observability, jsonl, lambda m: errors.print(f"warning: {m}", markup=False)),
@@ -256,16 +257,15 @@ def run(
 
 
 @app.command()
-@_handled
 def devices(
     json_out: Annotated[bool, typer.Option("--json", help="Print the list as JSON on stdout.")] = False,
     write_map: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Draft a hardware map (TOML) from what is plugged in."),
     ] = None,
 ) -> None:
     """List serial ports and USB probes with the board family they suggest, and what blocks them."""
-    from profiler.devices_cmd import show_devices
+    from profiler.doctor.devices import show_devices
 
     if write_map is not None:
         check_file(write_map, "--write-map")
@@ -273,11 +273,10 @@ def devices(
 
 
 @app.command()
-@_handled
 def compare(
     runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Session JSONL files or directories of them.")],
     baseline: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Baseline file or directory (default: the first RUN)."),
     ] = None,
     threshold: Annotated[str, typer.Option(help="Regression threshold on the median, e.g. 5%.")] = "5%",
@@ -286,19 +285,19 @@ def compare(
         bool, typer.Option("--fail-on-regression", help="Exit 1 when a metric is worse and significant.")
     ] = False,
     fmt: Annotated[str, typer.Option("--format", help="rich, md, csv or json.")] = "rich",
-    plot: Annotated[Optional[Path], typer.Option(help="Also write the tok/s plot to this PNG.")] = None,  # noqa: UP045
-    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML: a testcase per gated metric and run.")] = None,  # noqa: UP045
+    plot: Annotated[Optional[Path], typer.Option(help="Also write the tok/s plot to this PNG.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML: a testcase per gated metric and run.")] = None,
 ) -> None:
     """Compare runs: median, stddev and 95% CI per metric, deltas to a baseline, a regression gate."""
-    from profiler.compare import compare_runs, parse_threshold
-    from profiler.compare_format import print_comparison
+    from profiler.compare.format import print_comparison
+    from profiler.compare.runs import compare_runs, parse_threshold
 
     if plot is not None:
         check_file(plot, "--plot")
     comparison = compare_runs(runs, baseline, parse_threshold(threshold), alpha)
     print_comparison(comparison, fmt)
     if plot is not None:
-        from profiler.report import plot_rates
+        from profiler.compare.report import plot_rates
 
         plot_rates(comparison, plot)
     if junit is not None:
@@ -310,27 +309,26 @@ def compare(
 
 
 @app.command()
-@_handled
 def report(
     runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Session JSONL files or directories of them.")],
     out: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option("-o", "--out", help="Directory for the PNGs, summary.md and report.html."),
     ] = None,
     baseline: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Baseline file or directory (default: the first RUN)."),
     ] = None,
     threshold: Annotated[str, typer.Option(help="Regression threshold on the median, e.g. 5%.")] = "5%",
     trace_events: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option("--trace-events", help="Also write the sessions as Chrome/Perfetto trace-event JSON."),
     ] = None,
 ) -> None:
     """Write figures, summary.md and a self-contained report.html; optionally a trace-event JSON."""
-    from profiler.compare import compare_runs, parse_threshold
-    from profiler.compare_format import print_warnings
-    from profiler.report import write_report
+    from profiler.compare.format import print_warnings
+    from profiler.compare.report import write_report
+    from profiler.compare.runs import compare_runs, parse_threshold
 
     if out is None and trace_events is None:
         raise ConfigError("report needs -o DIR (figures and report.html) or --trace-events FILE.json")
@@ -344,20 +342,19 @@ def report(
         summary, html, *plots = write_report(comparison, out)
         print(f"wrote {html}, {summary.name} and {len(plots)} figures: {', '.join(p.name for p in plots)}")
     if trace_events is not None:
-        from profiler.reporting.trace_events import write_trace_events
+        from profiler.compare.reporting.trace_events import write_trace_events
 
         print(f"wrote {write_trace_events(comparison.columns, trace_events)} (open it in ui.perfetto.dev)")
 
 
 @model_app.command("convert")
-@_handled
 def model_convert(
     checkpoint: Annotated[Path, typer.Argument(help="llama2.c checkpoint (.bin: legacy, v1, v2) or GGUF llama model.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output model file (.tpm).")],
-    tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.bin; default: beside the checkpoint, or the GGUF's own.")] = None,  # noqa: UP045, E501
+    tokenizer: Annotated[Optional[Path], typer.Option(help="tokenizer.bin; default: beside the checkpoint, or the GGUF's own.")] = None,  # noqa: E501
     quant: Annotated[str, typer.Option(help="Weight quantization: int8 or int4.")] = "int8",
     group_size: Annotated[int, typer.Option(help="Quantization group length along a row.")] = 32,
-    seq_len: Annotated[Optional[int], typer.Option(help="Cap the context the board allocates for.")] = None,  # noqa: UP045
+    seq_len: Annotated[Optional[int], typer.Option(help="Cap the context the board allocates for.")] = None,
 ) -> None:
     """Convert a llama2.c checkpoint or a GGUF llama model into the firmware's model format."""
     from profiler.models.convert import convert
@@ -373,10 +370,9 @@ def model_convert(
 
 
 @model_app.command("inspect")
-@_handled
 def model_inspect(
     model: Annotated[str, typer.Argument(help="Model file (.tpm) or a bundled model name such as demo.")],
-    device: Annotated[Optional[str], typer.Option(help="Board: fit, margins and tokens/s ceilings.")] = None,  # noqa: UP045
+    device: Annotated[Optional[str], typer.Option(help="Board: fit, margins and tokens/s ceilings.")] = None,
     no_build: Annotated[bool, typer.Option("--no-build", help="Estimate the arena from the board profile.")] = False,
 ) -> None:
     """Parameters, MACs and bytes per token, RAM needed; with --device, fit and throughput ceilings."""
@@ -392,7 +388,6 @@ def model_inspect(
 
 
 @model_app.command("fit")
-@_handled
 def model_fit(
     model: Annotated[str, typer.Argument(help="Model file (.tpm) or a bundled model name such as demo.")],
     build: Annotated[bool, typer.Option("--build", help="Read each arena from the built firmware ELF.")] = False,
@@ -408,15 +403,14 @@ def model_fit(
 
 
 @model_app.command("eval")
-@_handled
 def model_eval(
     model: Annotated[str, typer.Argument(help="Quantized model (.tpm) or a bundled model name such as demo.")],
     text: Annotated[Path, typer.Option(help="Text to predict: one story or paragraph per line.")],
     reference: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Float model it came from (llama2.c .bin or GGUF); default for a bundled model: its fp32."),
     ] = None,
-    max_windows: Annotated[Optional[int], typer.Option(help="Stop after this many context windows.")] = None,  # noqa: UP045
+    max_windows: Annotated[Optional[int], typer.Option(help="Stop after this many context windows.")] = None,
     fixed_point: Annotated[
         bool, typer.Option("--fixed-point", help="Use the fixed-point arithmetic of boards without an FPU.")
     ] = False,
@@ -424,7 +418,7 @@ def model_eval(
 ) -> None:
     """Quantization error against the fp32 model: top-1 agreement, mean KL, perplexity of both."""
     from profiler.api import resolve_model_path
-    from profiler.models.evaluate import default_reference, evaluate
+    from profiler.models.evaluate import default_reference, eval_lines, evaluate
     from profiler.models.format import TpmModel
 
     path = resolve_model_path(model)
@@ -440,37 +434,26 @@ def model_eval(
     if json_out:
         print(json.dumps({"model": str(path), "reference": str(ref_path) if ref_path else None, **result.to_dict()}))
         return
-    print(f"model        {path} ({result.quantization})")
-    print(f"text         {text}: {result.tokens:,} predicted tokens in {result.windows} windows")
-    print(f"perplexity   {result.perplexity:.4f}" + (f" (fp32 {result.perplexity_fp32:.4f})" if weights else ""))
-    if weights is not None:
-        assert result.top1_agreement is not None and result.kl_mean is not None
-        print(f"reference    {ref_path}")
-        print(f"top-1        {100 * result.top1_agreement:.2f}% agreement with fp32 "
-              f"(quantization_error_rate {result.quantization_error_rate:.4f})")
-        print(f"KL           {result.kl_mean:.6f} nats mean KL(fp32 || {result.quantization})")
-    else:
-        print("reference    none: pass --reference FP32_MODEL for top-1 agreement and KL")
+    print("\n".join(eval_lines(result, path, text, ref_path if weights is not None else None)))
 
 
 @app.command()
-@_handled
 def bench(
     plan: Annotated[Path, typer.Argument(metavar="PLAN.toml", help="Bench plan (see examples/plan-emulated.toml).")],
     out: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Run directory for the session files and summaries (default: results/bench-<UTC time>)."),
     ] = None,
     jobs: Annotated[
-        Optional[int],  # noqa: UP045
+        Optional[int],
         typer.Option(help="Emulated boards running at once (default: CPU count); real boards all run in parallel."),
     ] = None,
     only: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="Comma-separated board names (or devices) of the plan to run."),
     ] = None,
     baseline: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Baselines directory (results/baselines): each session is set against its key's."),
     ] = None,
     threshold: Annotated[str, typer.Option(help="Regression threshold on the median, e.g. 5%.")] = "5%",
@@ -479,29 +462,29 @@ def bench(
         bool, typer.Option("--fail-on-regression", help="Exit 1 when a metric is worse and significant.")
     ] = False,
     pushgateway: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="Pushgateway URL (or TINY_PROFILER_PUSHGATEWAY) for every session."),
     ] = None,
     otlp_endpoint: Annotated[
-        Optional[str],  # noqa: UP045
+        Optional[str],
         typer.Option(help="OTLP/HTTP base URL for spans (or OTEL_EXPORTER_OTLP_ENDPOINT)."),
     ] = None,
     strict_export: Annotated[bool, typer.Option(help="A session whose exporter fails fails (exit 11).")] = False,
     hardware_map: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Hardware map for the plan's `board` entries, instead of the plan's own hardware_map.",
                      envvar="TINY_PROFILER_HARDWARE_MAP"),
     ] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Print the session rows as json, csv or md.")] = None,  # noqa: UP045
-    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML: a testcase per session.")] = None,  # noqa: UP045
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Print the session rows as json, csv or md.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Write JUnit XML: a testcase per session.")] = None,
 ) -> None:
     """Run a plan: boards in parallel, sessions per board in order, summary.json/.md, optional regression gate."""
     import os
 
-    from profiler.bench import BenchOptions, BenchRun
-    from profiler.bench_report import GateOptions, default_run_dir
-    from profiler.bench_report import bench as run_plan
-    from profiler.compare import parse_threshold
+    from profiler.bench.report import GateOptions, default_run_dir
+    from profiler.bench.report import bench as run_plan
+    from profiler.bench.run import BenchOptions, BenchRun
+    from profiler.compare.runs import parse_threshold
 
     if jobs is not None and jobs < 1:
         raise ConfigError("--jobs must be at least 1")
@@ -509,8 +492,9 @@ def bench(
         check_directory(out, "--out", create=False)
     options = BenchOptions(
         out=out or default_run_dir(), jobs=jobs or os.cpu_count() or 1,
-        pushgateway=pushgateway or os.environ.get("TINY_PROFILER_PUSHGATEWAY") or None,
-        otlp_endpoint=otlp_endpoint, strict_export=strict_export,
+        sink_options={"pushgateway": pushgateway or os.environ.get("TINY_PROFILER_PUSHGATEWAY") or None,
+                      "otlp_endpoint": otlp_endpoint},
+        strict_export=strict_export,
     )
     gate = None if baseline is None else GateOptions(baseline, parse_threshold(threshold), alpha, fail_on_regression)
     from profiler import ci_formats
@@ -530,13 +514,12 @@ def bench(
 
 
 @app.command()
-@_handled
 def emulate(
     model: Annotated[str, typer.Option(help="Model file (.tpm) or a bundled model name such as demo.")],
     device: Annotated[str, typer.Option(help="An emulated board: stm32 or riscv.")] = "stm32",
     serial: Annotated[str, typer.Option(help="pty (a /dev/pts path) or socket (socket://127.0.0.1:PORT).")] = "pty",
     tcp_port: Annotated[
-        Optional[int],  # noqa: UP045
+        Optional[int],
         typer.Option(help="TCP port for --serial socket (default: a free one)."),
     ] = None,
 ) -> None:
@@ -559,7 +542,6 @@ def emulate(
 
 
 @app.command()
-@_handled
 def doctor(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
@@ -567,7 +549,7 @@ def doctor(
     """Check everything a run can need; exit 0 when the emulated default can run (other gaps are listed)."""
     import os
 
-    from profiler.doctor_cmd import show_doctor
+    from profiler.doctor.show import show_doctor
 
     run_defaults = (ctx.find_root().default_map or {}).get("run", {})  # tiny-profiler.toml, if any
     pushgateway = os.environ.get("TINY_PROFILER_PUSHGATEWAY") or run_defaults.get("pushgateway")
@@ -582,13 +564,12 @@ app.add_typer(baseline_app, name="baseline")
 
 
 @baseline_app.command("accept")
-@_handled
 def baseline_accept(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory written by bench (or run).")],
     baselines: Annotated[Path, typer.Option(help="Baselines directory.")] = Path("results/baselines"),
 ) -> None:
     """Make the valid sessions of RUN_DIR the baselines of their (board, model, quantization)."""
-    from profiler.baseline import accept
+    from profiler.compare.baseline import accept
 
     check_directory(baselines, "--baselines")
     written, notes = accept(run_dir, baselines)

@@ -145,7 +145,7 @@ def serial_devices(ports: Iterable[Any] | None = None,
             port=info.device, vid=info.vid, pid=info.pid, serial_number=info.serial_number or None,
             description=description, kind=kind.name if kind else ("USB serial port" if info.vid else "serial port"),
             role=kind.role if kind else "uart", families=kind.families if kind else (), status=state, fix=fix,
-        ))  # fmt: skip
+        ))
     return devices
 
 
@@ -184,7 +184,7 @@ def usb_devices() -> tuple[list[Device], list[str]]:
             kind=kind.name, role=kind.role, families=kind.families,
             status="ok" if allowed else "permission-denied",
             fix=None if allowed else udev_fix(dev.idVendor, dev.idProduct),
-        ))  # fmt: skip
+        ))
     return devices, []
 
 
@@ -195,7 +195,7 @@ def merge(serial: Sequence[Device], usb: Sequence[Device]) -> list[Device]:
     for device in usb:
         same = [i for i, s in enumerate(merged)
                 if s.port and (s.vid, s.pid) == (device.vid, device.pid)
-                and (s.serial_number == device.serial_number or not device.serial_number)]  # fmt: skip
+                and (s.serial_number == device.serial_number or not device.serial_number)]
         if not same:
             merged.append(device)
             continue

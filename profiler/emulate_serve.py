@@ -19,10 +19,18 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from profiler.api import open_model, resolve_model_path
-from profiler.emulator import QemuSpec, _die_with_parent, _free_port, _port_listening, qemu_command, require_binary
+from profiler.emulator import (
+    QemuSpec,
+    die_with_parent,
+    free_port,
+    port_listening,
+    qemu_command,
+    reap,
+    require_binary,
+)
 from profiler.errors import ConfigError, PlatformError
+from profiler.lab.placement import place
 from profiler.models.fit import check_fit
-from profiler.placement import place
 
 SERIAL_KINDS = ("pty", "socket")
 _PTY_LINE = re.compile(r"char device redirected to (/dev/pts/\d+)")
@@ -47,13 +55,13 @@ class ServedBoard:
         if self.serial == "pty":
             chardev, port = "pty,id=uart0", 0
         else:
-            port = self.tcp_port or _free_port()
+            port = self.tcp_port or free_port()
             chardev = f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=off"
         self.command = qemu_command(self.spec, binary, port, chardev=chardev)
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=_die_with_parent)  # fmt: skip
+                                        preexec_fn=die_with_parent)
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -63,7 +71,7 @@ class ServedBoard:
                 if found:
                     self.url = found.group(1)
                     return self
-            elif _port_listening(port):
+            elif port_listening(port):
                 self.url = f"socket://127.0.0.1:{port}"
                 return self
             time.sleep(0.02)
@@ -87,13 +95,7 @@ class ServedBoard:
     def close(self) -> None:
         """Terminate and reap QEMU; safe to call twice."""
         if self.process is not None:
-            if self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
+            reap(self.process)
             self.process = None
         if self._log is not None:
             self._log.close()

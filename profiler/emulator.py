@@ -70,13 +70,13 @@ def require_binary(binary: str, debian_package: str) -> str:
     return found
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to kill QEMU if the profiler itself is killed (best effort)."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -93,7 +93,7 @@ def qemu_command(spec: QemuSpec, binary_path: str, port: int, chardev: str | Non
         "-monitor", "none",
         "-chardev", chardev or f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=on",
         "-serial", "chardev:uart0",
-    ]  # fmt: skip
+    ]
     if spec.kernel is not None:
         args += ["-kernel", str(spec.kernel)]
     if spec.flash_drive is not None:
@@ -128,7 +128,7 @@ class QemuBoard:
         """Start QEMU and wait until its UART socket listens."""
         binary_path = require_binary(self.spec.binary, self.spec.debian_package)
         for _attempt in range(3):
-            self.port = _free_port()
+            self.port = free_port()
             self.command = qemu_command(self.spec, binary_path, self.port)
             self._log = tempfile.TemporaryFile()
             self.process = subprocess.Popen(
@@ -137,7 +137,7 @@ class QemuBoard:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches the profiler, which reaps QEMU itself
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             if self._wait_listening():
                 return self
@@ -157,7 +157,7 @@ class QemuBoard:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
-            if _port_listening(self.port):
+            if port_listening(self.port):
                 return True
             time.sleep(0.02)
         return False
@@ -188,13 +188,7 @@ class QemuBoard:
     def close(self) -> None:
         """Terminate and reap QEMU; safe to call twice."""
         if self.process is not None:
-            if self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
+            reap(self.process)
             self.process = None
         if self._log is not None:
             self._log.close()
@@ -207,7 +201,18 @@ class QemuBoard:
         self.close()
 
 
-def _port_listening(port: int) -> bool:
+def reap(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a QEMU process and wait for it; killed if it does not end within 5 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def port_listening(port: int) -> bool:
     """True when a TCP socket on 127.0.0.1:`port` is in LISTEN state (Linux /proc)."""
     wanted = f"0100007F:{port:04X}"
     with contextlib.suppress(OSError):

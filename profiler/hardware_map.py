@@ -59,7 +59,7 @@ class BenchBoard:
         """The adapter options this entry asks for (`flasher` from the command line wins)."""
         return FlashOptions(flasher=flasher or self.flasher, probe=self.probe, reset_method=self.reset,
                             usb_serial=self.usb_serial, openocd_config=self.openocd_config,
-                            flash_baud=self.flash_baud)  # fmt: skip
+                            flash_baud=self.flash_baud)
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def _entry(path: Path, name: str, entry: Any) -> BenchBoard:
         usb_serial=_text(path, name, entry, "usb_serial"), flasher=_text(path, name, entry, "flasher"),
         reset=reset, probe=_text(path, name, entry, "probe"), power_meter=meter,
         openocd_config=tuple(scripts), flash_baud=baud,
-    )  # fmt: skip
+    )
 
 
 def _quote(value: str) -> str:

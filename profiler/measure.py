@@ -10,15 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from profiler.errors import Interrupted, ProfilerError
-from profiler.protocol import Done, MemorySample, PhaseMark, Token
-from profiler.records import RepetitionRecord, SummaryRecord
+from profiler.link.protocol import Done, MemorySample, PhaseMark, Token
+from profiler.records import RepetitionRecord, RunSettings, SummaryRecord
 from profiler.stats import median, percentile, stddev
-
-if TYPE_CHECKING:
-    from profiler.session import RunSettings
 
 MIN_VALID_REPETITIONS = 5
 

@@ -219,3 +219,18 @@ class SummaryRecord(Record):
     text: str = ""
     quality: dict[str, Any] | None = None  # run --check-quality: the board's logits against fp32
     quantization_error_rate: float | None = None  # 1 - top-1 agreement with fp32, from `quality`
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What to generate and how often."""
+
+    prompt: str
+    prompt_tokens: tuple[int, ...]
+    tokens: int
+    repetitions: int
+    warmup: int
+    temperature: float
+    seed: int
+    quality_tokens: tuple[int, ...] = ()  # run --check-quality: the text's tokens, BOS first
+    predict: bool = False  # emulated boards: trace the first repetition and predict the real chip's cycles

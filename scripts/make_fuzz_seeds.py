@@ -14,10 +14,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from profiler.models.convert import quantize_weights
-from profiler.models.format import ModelConfig
-from profiler.models.random_model import random_float_weights
-from profiler.protocol import (
+from profiler.link.protocol import (
     RUN_FLAG_POWER,
     MsgType,
     encode_frame,
@@ -25,6 +22,9 @@ from profiler.protocol import (
     ping_payload,
     run_payload,
 )
+from profiler.models.convert import quantize_weights
+from profiler.models.format import ModelConfig
+from profiler.models.random_model import random_float_weights
 
 CORPUS = Path(__file__).resolve().parent.parent / "firmware" / "fuzz" / "corpus"
 

@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from profiler import protocol as p
+from profiler.link import protocol as p
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "vectors" / "protocol.txt"
@@ -27,7 +27,7 @@ def vectors() -> list[tuple[int, int, bytes]]:
         model_addr=0x08020000, model_region_bytes=917504, model_bytes=300000,
         model_crc32=0xDEADBEEF, model_status=0, firmware_id="stm32f4-0123456789ab",
         board="stm32f405",
-    )  # fmt: skip
+    )
     fixed = dataclasses.replace(
         hello, capabilities=int(p.Capability.INT8 | p.Capability.SEEDED_SAMPLING | p.Capability.EVAL
                                 | p.Capability.FIXED_POINT), clock_hz=125_000_000, timer_bits=64,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from profiler.protocol import Frame, MsgType, decode_chunk, encode_frame
+from profiler.link.protocol import Frame, MsgType, decode_chunk, encode_frame
 
 ESP32_ROM_BANNER = (
     b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"

@@ -6,18 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from profiler.bench_plan import load_plan
+from profiler.bench.plan import load_plan
 from profiler.errors import ConfigError
 from profiler.sinks.jsonl import read_jsonl
+from tests.cli import CLI
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "profiler.cli"]
 
 TWO_BOARDS = """
 [defaults]
@@ -261,6 +260,6 @@ def test_ctrl_c_stops_every_board_and_leaves_every_file_closed(tmp_path: Path) -
     assert summary["interrupted"] is True and summary["exit_code"] == 130
     assert {s["status"] for s in summary["sessions"]} == {"interrupted"}
     leftover = subprocess.run(["pgrep", "-f", str(ROOT / "profiler" / "bundled" / "demo.tpm")], capture_output=True,
-                              text=True, check=False)  # fmt: skip
+                              text=True, check=False)
     assert str(run_dir) not in leftover.stdout  # no QEMU of ours survives (they are reaped by their sessions)
     assert os.path.isdir(run_dir / "logs")

@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,10 @@ import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase
 
 from profiler.api import resolve_model_path
-from profiler.bench_plan import load_plan
+from profiler.bench.plan import load_plan
 from profiler.sinks.jsonl import read_jsonl
+from tests.cli import CLI
 
-CLI = [sys.executable, "-m", "profiler.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.qemu
 

@@ -1,6 +1,6 @@
 """`tiny-profiler compare`: the statistics on known distributions, the gate, the robustness rules.
 
-Statistics are checked on synthetic session files (profiler.compare_synthetic) drawn from known
+Statistics are checked on synthetic session files (profiler.compare.synthetic) drawn from known
 distributions; the acceptance commands also run on files written by real emulated runs.
 """
 
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from profiler.cli import main
-from profiler.compare import compare_runs, parse_threshold
-from profiler.compare_load import session_paths
-from profiler.compare_stats import bootstrap_ci, mann_whitney_u, midranks
-from profiler.compare_synthetic import Synthetic, write_synthetic
+from profiler.compare.load import session_paths
+from profiler.compare.runs import compare_runs, parse_threshold
+from profiler.compare.stats import bootstrap_ci, mann_whitney_u, midranks
+from profiler.compare.synthetic import Synthetic, write_synthetic
 from profiler.errors import ConfigError
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from profiler.cli import main
-from profiler.compare import compare_runs
-from profiler.compare_load import read_session_file, session_paths
-from profiler.compare_synthetic import Synthetic, write_synthetic
-from profiler.reporting.labels import run_name
+from profiler.compare.load import read_session_file, session_paths
+from profiler.compare.reporting.labels import run_name
+from profiler.compare.runs import compare_runs
+from profiler.compare.synthetic import Synthetic, write_synthetic
 
 
 def _run_cli(argv: list[str]) -> tuple[int, str]:

@@ -7,13 +7,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli import CLI
 from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "profiler.cli"]
 
 
 def _cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

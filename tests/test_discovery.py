@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
-from profiler import cli, discovery, placement
+from profiler import cli, discovery
 from profiler.discovery import Device
 from profiler.errors import ConfigError, LinkError
-
-CLI = [sys.executable, "-m", "profiler.cli"]
+from profiler.lab import placement
+from tests.cli import CLI
 
 
 def port(device: str, vid: int | None = None, pid: int | None = None, serial: str | None = None,
@@ -54,7 +54,7 @@ def test_serial_ports_get_usb_identity_family_guess_and_status() -> None:
         "port": "/dev/ttyUSB0", "usb": "10c4:ea60", "serial_number": "0001",
         "description": "CP2102 USB to UART Bridge Controller", "kind": "Silicon Labs CP210x USB-UART",
         "role": "uart", "families": ["esp32"], "status": "ok", "fix": None,
-    }  # fmt: skip
+    }
     assert discovery.candidates("esp32", devices) == [cp210x, jtag, ch340]
     assert discovery.candidates("stm32", devices) == [stlink]
 
@@ -64,7 +64,7 @@ def test_every_usb_id_the_issue_names_is_recognised() -> None:
         (0x10C4, 0xEA60): "CP210x", (0x1A86, 0x7523): "CH340", (0x1A86, 0x55D4): "CH9102", (0x0403, 0x6001): "FTDI",
         (0x303A, 0x1001): "USB-Serial-JTAG", (0x0483, 0x374B): "ST-LINK", (0x0483, 0xDF11): "DFU",
         (0x1366, 0x0105): "J-Link", (0x1A86, 0x8010): "WCH-Link",
-    }  # fmt: skip
+    }
     for (vid, pid), needle in names.items():
         kind = discovery.identify(vid, pid)
         assert kind is not None and needle in kind.name, (hex(vid), hex(pid))
@@ -218,7 +218,7 @@ def test_run_acceptance_lines_on_the_cli(monkeypatch: pytest.MonkeyPatch, capsys
 
 def test_a_missing_port_is_one_line_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run([*CLI, "run", "--device", "stm32", "--port", "/dev/ttyFAKE", "--model", "demo",
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)  # fmt: skip
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 8
     assert result.stderr.strip() == ("error: serial port /dev/ttyFAKE does not exist; check the cable and "
                                      "`tiny-profiler devices`, or run on the emulated board with --emulate")

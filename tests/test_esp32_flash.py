@@ -36,7 +36,7 @@ def c3_elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     elf = build / "app.elf"
     subprocess.run(["riscv64-unknown-elf-gcc", "-march=rv32imc", "-mabi=ilp32", "-nostdlib", "-Os", "-Wl,-N",
                     "-Wl,-Ttext=0x40380000", "-Wl,-Tdata=0x3FC88000", "-Wl,-e,_start", "-o", str(elf), str(source)],
-                   check=True)  # fmt: skip
+                   check=True)
     return elf
 
 
@@ -156,7 +156,7 @@ def test_partition_offset_reads_an_esp_idf_partition_table() -> None:
         return struct.pack("<HBBII16sI", 0x50AA, kind, subtype, offset, size, label, 0)
 
     table = (entry(1, 2, 0x9000, 0x6000, b"nvs") + entry(0, 0, 0x10000, 0x100000, b"factory")
-             + entry(1, 0x40, 0x110000, 0x2F0000, b"model") + b"\xff" * 32)  # fmt: skip
+             + entry(1, 0x40, 0x110000, 0x2F0000, b"model") + b"\xff" * 32)
     assert partition_offset(table, "model") == (0x110000, 0x2F0000)
     assert partition_offset(table, "missing") is None
 

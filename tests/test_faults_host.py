@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from profiler.sinks.jsonl import read_jsonl
+from tests.cli import CLI
 
 pytestmark = pytest.mark.qemu
-CLI = [sys.executable, "-m", "profiler.cli"]
 DEMO_RUN = ["run", "--device", "stm32", "--model", "demo", "--tokens", "32"]
 
 

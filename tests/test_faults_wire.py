@@ -14,7 +14,6 @@ import random
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,13 +22,13 @@ from typing import Any
 
 import pytest
 
-from profiler.protocol import Frame, Hello, MsgType, hello_payload, parse_event
+from profiler.link.protocol import Frame, Hello, MsgType, hello_payload, parse_event
 from profiler.sinks.jsonl import read_jsonl
+from tests.cli import CLI
 from tests.faultproxy import ESP32_ROM_BANNER, FaultProxy, Faults
 from tests.processes import free_port, stop
 
 pytestmark = pytest.mark.qemu
-CLI = [sys.executable, "-m", "profiler.cli"]
 FRAME_TIMEOUT_S = 4.0
 HELLO_TIMEOUT_S = 6.0
 TOKENS, REPEAT, WARMUP = 16, 5, 1
@@ -296,7 +295,7 @@ def _token_id(token_id: int) -> Any:
     (_hello_with(timer_hz=0), "timer_hz"),
     (_hello_with(model_status=17), "model_status"),
     (_token_id(60_000), "token_id"),
-])  # fmt: skip
+])
 def test_out_of_range_fields_are_protocol_errors_naming_the_field(
     board: Board, tmp_path: Path, rewrite: Any, field: str
 ) -> None:

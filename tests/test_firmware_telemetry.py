@@ -18,9 +18,9 @@ import pytest
 
 from platforms import adapter_for
 from platforms.boards import resolve_board
-from profiler import protocol as p
 from profiler.firmware import FirmwareImage, ensure_firmware
-from profiler.transport import SerialLink, open_serial
+from profiler.link import protocol as p
+from profiler.link.transport import SerialLink, open_serial
 
 pytestmark = pytest.mark.qemu
 DEMO = Path(__file__).resolve().parent.parent / "profiler" / "bundled" / "demo.tpm"
@@ -74,7 +74,7 @@ def test_capabilities_and_cpu_frames_add_up_to_the_phases(board: Board) -> None:
     cpu = {e.phase: e for e in _of(events, p.CpuUsage)}
     assert set(cpu) == {p.CpuPhase.PREFILL, p.CpuPhase.DECODE}
     for phase, start, end in ((p.CpuPhase.PREFILL, p.PhaseMark.PREFILL_START, p.PhaseMark.PREFILL_END),
-                              (p.CpuPhase.DECODE, p.PhaseMark.DECODE_START, p.PhaseMark.DECODE_END)):  # fmt: skip
+                              (p.CpuPhase.DECODE, p.PhaseMark.DECODE_START, p.PhaseMark.DECODE_END)):
         assert cpu[phase].busy_ticks + cpu[phase].wait_ticks == phases[end] - phases[start]
         assert cpu[phase].wait_ticks == 0  # QEMU's UART never makes the CPU wait
     temps = _of(events, p.Temperature)
@@ -89,7 +89,7 @@ def test_capabilities_and_cpu_frames_add_up_to_the_phases(board: Board) -> None:
 def test_power_frames_come_only_when_asked_and_repetitions_stay_bit_identical(board: Board) -> None:
     link, hello, (*_, model_uw) = board
     runs = {flags: [_run(link, 10 + 2 * i + k, flags, 1000) for k in range(2)]
-            for i, flags in enumerate((None, p.RUN_FLAG_POWER, 0))}  # fmt: skip
+            for i, flags in enumerate((None, p.RUN_FLAG_POWER, 0))}
     for flags, (a, b) in runs.items():
         ticks_a = [t.ticks - _of(a, p.Phase)[0].ticks for t in _of(a, p.Token)]
         ticks_b = [t.ticks - _of(b, p.Phase)[0].ticks for t in _of(b, p.Token)]

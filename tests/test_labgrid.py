@@ -12,18 +12,17 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli import CLI
 from tests.processes import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_BIN = Path(os.environ.get("TINY_PROFILER_LABGRID_BIN", ROOT / ".venv-lab" / "bin"))
-CLI = [sys.executable, "-m", "profiler.cli"]
 PLACE = "emulated-f405"
 
 pytestmark = [

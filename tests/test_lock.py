@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from profiler.errors import BoardBusy
-from profiler.lock import BoardLock, board_key
+from profiler.lab.lock import BoardLock, board_key
 
 HOLDER = """
 import sys, time
-from profiler.lock import BoardLock
+from profiler.lab.lock import BoardLock
 lock = BoardLock.acquire(sys.argv[1], command="tiny-profiler run --port " + sys.argv[1])
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))

@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -28,10 +27,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from profiler.sinks.jsonl import read_jsonl
+from tests.cli import CLI
 from tests.processes import free_port
 
 pytestmark = pytest.mark.qemu
-CLI = [sys.executable, "-m", "profiler.cli"]
 PHASES = {"profile_session", "flash", "device_connection", "model_loading", "warmup", "prefill", "decode", "teardown"}
 # bcrypt of "lab-secret-42": the pushgateway's web config wants a hash, the profiler the password.
 AUTH_HASH = "$2b$04$QWdEVsZojWl7FmtpK8XTqueKPASAsyIYfezEtG95vpX2hCzKSxq.6"

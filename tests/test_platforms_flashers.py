@@ -137,7 +137,7 @@ def test_a_failing_tool_is_one_line_with_the_next_step(tools: Path, monkeypatch:
     monkeypatch.setenv("FAKE_TOOL_FAIL", "1")
     board = resolve_board("stm32f405")
     for flasher, needle in (("pyocd", "No connected debug probes"), ("openocd", "Error: open failed"),
-                            ("st-flash", "Failed to parse flash type")):  # fmt: skip
+                            ("st-flash", "Failed to parse flash type")):
         with pytest.raises(FlashError) as caught:
             adapter_for(board, FlashOptions(flasher=flasher)).flash(board, firmware_image.elf, DEMO, "x")
         message = str(caught.value)

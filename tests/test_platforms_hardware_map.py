@@ -8,9 +8,10 @@ import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
 from platforms.base import FlashOptions
-from profiler import discovery, hardware_map, placement
+from profiler import discovery, hardware_map
 from profiler.api import RunOptions, plan_run
 from profiler.errors import ConfigError, LinkError
+from profiler.lab import placement
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hardware-map.toml"
 

@@ -1,6 +1,6 @@
 """Property tests (Hypothesis) of the host's two parsers of untrusted bytes.
 
-The frame decoder (profiler/protocol.py) reads whatever a wire delivers: for
+The frame decoder (profiler/link/protocol.py) reads whatever a wire delivers: for
 any bytes, in any chunking, it returns frames or counts garbage, never raises,
 and holds a bounded buffer. The model reader (profiler/models/format.py) reads
 whatever file a user names: for any bytes it returns a model or raises
@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from profiler.errors import ModelError, ProtocolError
+from profiler.link.protocol import MAX_PAYLOAD, Frame, FrameDecoder, MsgType, encode_frame, parse_event
 from profiler.models.convert import quantize_weights
 from profiler.models.format import HEADER_SIZE, ModelConfig, TpmModel
 from profiler.models.random_model import make_random_model, random_float_weights
-from profiler.protocol import MAX_PAYLOAD, Frame, FrameDecoder, MsgType, encode_frame, parse_event
 
 EXAMPLES = int(os.environ.get("TP_HYPOTHESIS_EXAMPLES", "300"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None,

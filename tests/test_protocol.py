@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from profiler import protocol as p
 from profiler.errors import ProtocolError
+from profiler.link import protocol as p
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors" / "protocol.txt"
@@ -71,7 +71,7 @@ def test_telemetry_frames_round_trip_through_the_codec() -> None:
         p.PowerReading(rep=1, dropped=2, ticks=2**40, bus_mv=3300, current_ua=-5_000, power_uw=16_500, chip=2),
     ]
     builders = {p.CpuUsage: (p.MsgType.CPU, p.cpu_payload), p.Temperature: (p.MsgType.TEMP, p.temp_payload),
-                p.PowerReading: (p.MsgType.POWER, p.power_payload)}  # fmt: skip
+                p.PowerReading: (p.MsgType.POWER, p.power_payload)}
     for seq, event in enumerate(events):
         msg_type, build = builders[type(event)]
         (frame,) = p.FrameDecoder().feed(p.encode_frame(msg_type, seq, build(event)))  # type: ignore[operator]

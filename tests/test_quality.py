@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,10 +20,10 @@ from profiler.models.inspect import costs
 from profiler.models.llama2c import write_checkpoint
 from profiler.models.random_model import random_float_weights
 from profiler.models.reference import Reference
+from tests.cli import CLI
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "scripts" / "demo_corpus.txt"
-CLI = [sys.executable, "-m", "profiler.cli"]
 SHAPE = ModelConfig(dim=64, hidden_dim=172, n_layers=2, n_heads=8, n_kv_heads=4, vocab_size=512, seq_len=32)
 
 

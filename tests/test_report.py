@@ -20,12 +20,12 @@ import pytest
 from matplotlib.image import imread
 
 from profiler.cli import main
-from profiler.compare import compare_runs
-from profiler.compare_load import read_session_file, session_paths
-from profiler.compare_synthetic import Synthetic, write_synthetic
-from profiler.report import token_latencies
-from profiler.reporting.roofline import roofline_points
-from profiler.reporting.series import energy_series, fitted_slope, steps_by_position
+from profiler.compare.load import read_session_file, session_paths
+from profiler.compare.report import token_latencies
+from profiler.compare.reporting.roofline import roofline_points
+from profiler.compare.reporting.series import energy_series, fitted_slope, steps_by_position
+from profiler.compare.runs import compare_runs
+from profiler.compare.synthetic import Synthetic, write_synthetic
 
 FIGURES = {"latency_by_position.png", "energy_per_token.png", "roofline.png", "tokens_per_s.png"}
 

@@ -16,12 +16,12 @@ import pytest
 
 from profiler.api import RunOptions, plan_run
 from profiler.sinks.jsonl import read_jsonl
+from tests.cli import CLI
 from tests.processes import free_port, stop
 
 pytestmark = [pytest.mark.qemu,
               pytest.mark.skipif(shutil.which("ser2net") is None and not Path("/usr/sbin/ser2net").exists(),
                                  reason="ser2net is not installed (Debian package ser2net; `make setup`)")]
-CLI = [sys.executable, "-m", "profiler.cli"]
 SER2NET = shutil.which("ser2net") or "/usr/sbin/ser2net"
 
 

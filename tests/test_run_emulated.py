@@ -18,10 +18,10 @@ from profiler.models.llama2c import write_checkpoint
 from profiler.models.random_model import make_random_model, random_float_weights
 from profiler.models.reference import Reference
 from profiler.sinks.jsonl import read_jsonl
+from tests.cli import CLI
 
 pytestmark = pytest.mark.qemu
 DEMO = Path(__file__).resolve().parent.parent / "profiler" / "bundled" / "demo.tpm"
-CLI = [sys.executable, "-m", "profiler.cli"]
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,10 @@ from profiler.models.random_model import random_float_weights
 from profiler.models.reference import Reference
 from profiler.models.tokenizer import train_bpe
 from profiler.sinks.jsonl import read_jsonl
+from tests.cli import CLI
 
 pytestmark = pytest.mark.qemu
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "profiler.cli"]
 # device -> (board in HELLO, firmware port, machine, core, modelled clock, SysTick Hz, RAM)
 BOARDS = {
     "m7": ("mps2-an500", "mps2-an500", "mps2-an500", "cortex-m7", 480_000_000, 25_000_000, 512 * 1024),
@@ -50,7 +49,7 @@ def test_demo_run_is_valid_matches_reference_and_repeats_exactly(tmp_path: Path,
         out = tmp_path / attempt
         result = subprocess.run([*CLI, "run", "--device", device, "--emulate", "--model", "demo", "--tokens", "8",
                                  "--repeat", "5", "--out", str(out), "--json"],
-                                capture_output=True, text=True, timeout=600)  # fmt: skip
+                                capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
         summary = json.loads(result.stdout)
         (path,) = sorted(p for p in out.glob("*.jsonl") if not p.name.endswith(".trace.jsonl"))

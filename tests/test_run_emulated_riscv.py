@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,10 @@ from profiler.models.format import ModelConfig
 from profiler.models.random_model import make_random_model
 from profiler.models.reference import Reference
 from profiler.sinks.jsonl import read_jsonl
+from tests.cli import CLI
 
 pytestmark = pytest.mark.qemu
 DEMO = Path(__file__).resolve().parent.parent / "profiler" / "bundled" / "demo.tpm"
-CLI = [sys.executable, "-m", "profiler.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,7 @@ def test_riscv_demo_run_is_valid_matches_reference_and_repeats_exactly(
         out = tmp_path / attempt
         result = subprocess.run([*CLI, "run", "--device", "riscv", "--emulate", "--model", "demo", "--prompt",
                                  "The cat", "--tokens", "8", "--repeat", "5", "--warmup", "1", "--out", str(out),
-                                 "--json"], capture_output=True, text=True, timeout=600)  # fmt: skip
+                                 "--json"], capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
         summary = json.loads(result.stdout)
         (path,) = sorted(p for p in out.glob("*.jsonl") if not p.name.endswith(".trace.jsonl"))
@@ -144,7 +143,7 @@ def test_riscv_portable_kernels_give_the_same_tokens_as_the_rv32_ones(tmp_path: 
         result = subprocess.run([*CLI, "run", "--device", "riscv", "--emulate", "--model", "demo-int4", "--prompt",
                                  "The cat", "--tokens", "8", "--repeat", "5", "--warmup", "0", "--kernels", kernels,
                                  "--out", str(tmp_path / kernels), "--json"], capture_output=True, text=True,
-                                timeout=600)  # fmt: skip
+                                timeout=600)
         assert result.returncode == 0, result.stderr
         summary = json.loads(result.stdout)
         assert summary["valid"] is True and summary["reference_match"] is True, summary["reasons"]

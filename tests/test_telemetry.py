@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from profiler.api import RunOptions, plan_run
-from profiler.emulated_telemetry import EmulatedBoardModel, Interval, PowerModel, ThermalModel
 from profiler.errors import LinkTimeout
+from profiler.power.emulated import EmulatedBoardModel, Interval, PowerModel, ThermalModel
+from profiler.power.telemetry import ModelPower
 from profiler.sinks.jsonl import read_jsonl
-from profiler.telemetry import ModelPower
+from tests.cli import CLI
 from tests.fakes.ppk2 import RATE_HZ, Waveform
 
-CLI = [sys.executable, "-m", "profiler.cli"]
 STAND_IN = """
 import ast, json, sys
 from tests.fakes.ppk2 import FakePPK2, Waveform

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from profiler.errors import LinkDisconnected, LinkTimeout
-from profiler.protocol import MsgType, Token, encode_frame, token_payload
-from profiler.transport import SerialLink, Wait, open_serial
+from profiler.link.protocol import MsgType, Token, encode_frame, token_payload
+from profiler.link.transport import SerialLink, Wait, open_serial
 
 
 def _peer(talk: Callable[[socket.socket], None]) -> Iterator[SerialLink]:
@@ -66,7 +66,7 @@ def _silence(conn: socket.socket) -> None:
     (_log_flood, r"0 bytes of noise, 0 corrupt and \d{2,} other frames"),
     (_noise, r"[1-9]\d* bytes of noise, 0 corrupt and 0 other frames"),
     (_silence, r"^silence: no bytes from board for 1\.\d s while waiting for DONE"),
-])  # fmt: skip
+])
 def test_what_is_not_progress_never_moves_the_deadline(talk: Callable[[socket.socket], None], needle: str) -> None:
     for link in _peer(talk):
         started = time.monotonic()

@@ -50,6 +50,26 @@ class QualityReport:
         return {**asdict(self), "quantization_error_rate": self.quantization_error_rate}
 
 
+def eval_lines(result: QualityReport, model: Path, text: Path, reference: Path | None) -> list[str]:
+    """What `model eval` prints: the figures against `reference`, or how to get them when there is none."""
+    fp32 = f" (fp32 {result.perplexity_fp32:.4f})" if reference is not None else ""
+    lines = [
+        f"model        {model} ({result.quantization})",
+        f"text         {text}: {result.tokens:,} predicted tokens in {result.windows} windows",
+        f"perplexity   {result.perplexity:.4f}{fp32}",
+    ]
+    if reference is None:
+        return [*lines, "reference    none: pass --reference FP32_MODEL for top-1 agreement and KL"]
+    assert result.top1_agreement is not None and result.kl_mean is not None
+    return [
+        *lines,
+        f"reference    {reference}",
+        f"top-1        {100 * result.top1_agreement:.2f}% agreement with fp32 "
+        f"(quantization_error_rate {result.quantization_error_rate:.4f})",
+        f"KL           {result.kl_mean:.6f} nats mean KL(fp32 || {result.quantization})",
+    ]
+
+
 def float_logits(weights: FloatWeights, tokens: Sequence[int]) -> np.ndarray:
     """Logits (T, vocab) of every position of `tokens`, an ordinary float32 llama forward pass."""
     cfg = weights.config

@@ -41,8 +41,8 @@ import serial
 import serial.tools.list_ports
 
 from profiler.errors import ConfigError, LinkDisconnected, LinkError, LinkTimeout
+from profiler.link.transport import open_serial
 from profiler.power.base import BatchQueue, MeterInfo, MeterSpec, MeterStats, PowerBatch, PowerMeter, register
-from profiler.transport import open_serial
 
 SAMPLE_RATE_HZ = 100_000
 USB_VID_PID = (0x1915, 0xC00A)

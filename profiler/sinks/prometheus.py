@@ -21,7 +21,7 @@ import os
 import socket
 import time
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -37,6 +37,7 @@ from prometheus_client.exposition import (
 
 from profiler.errors import ConfigError, ExportError
 from profiler.records import ErrorRecord, Record, RepetitionRecord, SampleRecord, SessionHeader, SummaryRecord
+from profiler.sinks import SinkContext, SinkKind, SinkOption, http_url_check
 
 JOB = "tiny-profiler"
 disable_created_metrics()  # *_created series only add cardinality to pushed groups
@@ -187,7 +188,7 @@ class PrometheusSink:
         values = record.values
         if record.kind == "memory":
             for kind, key in (("static", "static_ram_bytes"), ("arena", "arena_used_bytes"),
-                              ("stack", "stack_peak_bytes"), ("peak", "peak_ram_bytes")):  # fmt: skip
+                              ("stack", "stack_peak_bytes"), ("peak", "peak_ram_bytes")):
                 if key in values:
                     self.metrics.device_memory.labels(**self._device, kind=kind).set(values[key])
         elif record.kind == "power" and "power_mw" in values:
@@ -265,3 +266,22 @@ class PrometheusSink:
                 self._server.shutdown()
                 self._server.server_close()
                 self._server = None
+
+
+def _check_port(port: Any) -> None:
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--metrics-port {port} is not a TCP port; use 1..65535 (or 0 for any free port)")
+
+
+def _build(values: Mapping[str, Any], context: SinkContext) -> PrometheusSink | None:
+    if not values["pushgateway"] and values["metrics_port"] is None:
+        return None
+    return PrometheusSink(values["pushgateway"], values["metrics_port"], context.strict, context.warn,
+                          interval_s=values["push_interval_s"])
+
+
+SINK = SinkKind("prometheus", (
+    SinkOption("pushgateway", None, http_url_check("--pushgateway")),
+    SinkOption("metrics_port", None, _check_port),
+    SinkOption("push_interval_s", 15.0),
+), _build)

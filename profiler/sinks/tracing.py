@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from profiler import __version__
 from profiler.errors import ExportError
 from profiler.outputs import results_error
 from profiler.records import ErrorRecord, PhaseRecord, Record, SessionHeader, SummaryRecord
+from profiler.sinks import SinkContext, SinkKind, SinkOption, http_url_check
 
 _DEVICE_PHASES = {"prefill", "decode"}
 _EXPORT_TIMEOUT_S = 5.0
@@ -93,7 +94,7 @@ class TraceSink:
             "service.name": "tiny-profiler",
             "service.version": __version__,
             "host.name": self._header.host if self._header else socket.gethostname(),
-        })  # fmt: skip
+        })
 
     def _root_attributes(self) -> dict[str, Any]:
         h, s = self._header, self._summary
@@ -104,7 +105,7 @@ class TraceSink:
                 "model.name": h.model, "model.sha256": h.model_sha256, "quantization": h.quantization,
                 "firmware.id": h.firmware_id, "emulated": h.emulated, "tokens": h.tokens,
                 "repetitions": h.repetitions, "clock_hz": h.clock_hz,
-            })  # fmt: skip
+            })
         if s is not None:
             attributes["status"] = s.status
             attributes["valid"] = s.valid
@@ -143,7 +144,7 @@ class TraceSink:
         if self._error is not None:
             root.add_event("exception", {
                 "exception.type": self._error.kind, "exception.message": self._error.message,
-            })  # fmt: skip
+            })
             root.set_status(Status(StatusCode.ERROR, self._error.message))
         elif self._summary is not None and not self._summary.valid:
             root.set_status(Status(StatusCode.ERROR, "; ".join(self._summary.reasons)[:500]))
@@ -197,3 +198,17 @@ class TraceSink:
             if self.strict:
                 raise ExportError(message)
             self.warn(message)
+
+
+def trace_path(jsonl_path: Path) -> Path:
+    """The trace file that sits next to a session's JSONL."""
+    return jsonl_path.with_name(jsonl_path.stem + ".trace.jsonl")
+
+
+def _build(values: Mapping[str, Any], context: SinkContext) -> TraceSink:
+    # always on: the trace file; spans also go to an OTLP endpoint when one is set
+    return TraceSink(trace_path(context.jsonl_path), otlp_traces_endpoint(values["otlp_endpoint"]), context.strict,
+                     context.warn)
+
+
+SINK = SinkKind("trace", (SinkOption("otlp_endpoint", None, http_url_check("--otlp-endpoint")),), _build)

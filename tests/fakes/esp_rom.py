@@ -55,7 +55,7 @@ OPS = {
     0x07: "MEM_DATA", 0x08: "SYNC", 0x09: "WRITE_REG", 0x0A: "READ_REG", 0x0B: "SPI_SET_PARAMS",
     0x0D: "SPI_ATTACH", 0x0F: "CHANGE_BAUDRATE", 0x10: "FLASH_DEFL_BEGIN", 0x11: "FLASH_DEFL_DATA",
     0x12: "FLASH_DEFL_END", 0x13: "SPI_FLASH_MD5", 0x14: "GET_SECURITY_INFO",
-}  # fmt: skip
+}
 INVALID_MESSAGE = 0x05
 BAD_CHECKSUM = 0x07
 DEFLATE_ERROR = 0x0B
@@ -89,14 +89,14 @@ ESP32C3 = Chip(
                        b"rst:0x1 (POWERON),boot:0x5 (DOWNLOAD(USB/UART0/1))\r\nwaiting for download\r\n"),
     boot_log_app=(b"ESP-ROM:esp32c3-api1-20210207\r\nBuild:Feb  7 2021\r\n"
                   b"rst:0x1 (POWERON),boot:0xc (SPI_FAST_FLASH_BOOT)\r\n"),
-)  # fmt: skip
+)
 ESP32 = Chip(
     "esp32", magic=0x00F01D83, chip_id=None, spi_base=0x3FF42000, usr=0x1C, usr1=0x20, usr2=0x24,
     mosi_dlen=0x28, miso_dlen=0x2C, w0=0x80, begin_words=4,
     boot_log_download=b"rst:0x1 (POWERON_RESET),boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\n"
                       b"waiting for download\r\n",
     boot_log_app=b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
-)  # fmt: skip
+)
 
 JEDEC_ID = bytes([0xEF, 0x40, 0x16])  # Winbond, SPI NOR, 2**0x16 bytes = 4 MB
 
@@ -303,7 +303,7 @@ class EspRomStandIn:
             self._reply(op, error=INVALID_MESSAGE)
             return
         self._write = {"offset": offset, "cursor": offset, "seq": 0, "blocks": blocks, "block_size": block_size,
-                       "inflate": zlib.decompressobj() if compressed else None}  # fmt: skip
+                       "inflate": zlib.decompressobj() if compressed else None}
         self._reply(op)
 
     def _data(self, op: int, data: bytes, checksum: int, compressed: bool) -> None:

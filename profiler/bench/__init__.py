@@ -1,0 +1,1 @@
+"""Bench plans: many boards and sessions from one TOML plan, each session in its own worker process."""

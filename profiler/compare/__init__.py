@@ -1,0 +1,1 @@
+"""Comparing runs: loading session files, statistics, deltas to a baseline, the regression gate, reports."""

@@ -1,0 +1,1 @@
+"""What this machine can run: the doctor's checks, and the devices plugged in."""
