@@ -7,8 +7,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("profiler", "platforms")
 
@@ -100,8 +98,6 @@ def test_no_import_circle_in_profiler() -> None:
     assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
-@pytest.mark.xfail(strict=True, reason="platforms/base.py imports its adapters so that they register (issue 14, "
-                                       "item 2: an entry-point registry removes it); drop this mark then")
 def test_no_import_circle_in_platforms() -> None:
     found = circles(import_graph())
     assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)
