@@ -98,9 +98,10 @@ class FaultProxy:
             board = socket.create_connection(("127.0.0.1", self.board_port))
             self._sockets += [host, board]
             rng = random.Random(self.faults.seed)
-            threading.Thread(target=self._host_to_board, args=(host, board, random.Random(rng.random())),
+            host_gone = threading.Event()  # the host closed its end: what is sent after that reaches nobody
+            threading.Thread(target=self._host_to_board, args=(host, board, random.Random(rng.random()), host_gone),
                              daemon=True).start()
-            threading.Thread(target=self._board_to_host, args=(board, host, random.Random(rng.random())),
+            threading.Thread(target=self._board_to_host, args=(board, host, random.Random(rng.random()), host_gone),
                              daemon=True).start()
 
     def _damage(self, data: bytes, rng: random.Random) -> bytes:
@@ -115,7 +116,8 @@ class FaultProxy:
                 out.append(byte)
         return bytes(out)
 
-    def _host_to_board(self, host: socket.socket, board: socket.socket, rng: random.Random) -> None:
+    def _host_to_board(self, host: socket.socket, board: socket.socket, rng: random.Random,
+                       host_gone: threading.Event) -> None:
         preamble = self.faults.preamble
         pending = bytearray()
         with contextlib.suppress(OSError):
@@ -128,9 +130,11 @@ class FaultProxy:
                     chunk, pending = bytes(pending[: end + 1]), pending[end + 1 :]
                     if not self._lost("host", chunk):
                         board.sendall(self._damage(chunk, rng))
+        host_gone.set()
         _shut(board)
 
-    def _board_to_host(self, board: socket.socket, host: socket.socket, rng: random.Random) -> None:
+    def _board_to_host(self, board: socket.socket, host: socket.socket, rng: random.Random,
+                       host_gone: threading.Event) -> None:
         pending = bytearray()
         after_delimiter = True  # the host's decoder starts a new frame with the next byte
         tokens = 0
@@ -146,7 +150,8 @@ class FaultProxy:
                     host.sendall(sent)
                     intact = sent == chunk
                     if token is not None:
-                        if intact and after_delimiter:
+                        # a token sent after the host left (a stall outlasting its deadline) never reached it
+                        if intact and after_delimiter and not host_gone.is_set():
                             with self._lock:
                                 self.tokens_passed.append(token)
                         tokens += 1
