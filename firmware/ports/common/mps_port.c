@@ -16,26 +16,16 @@
  * Telemetry: no temperature sensor and no sync pin (the FPGA's LEDs are not
  * worth a pin model); INA samples come from the INA226 stand-in
  * (ports/common/ina226_standin.c), read from the SysTick interrupt. */
-#include "port.h"
-
 #include "ina226_standin.h"
 #include "mps.h"
+#include "port_common.h"
 #include "protocol.h"
 #include "telemetry.h"
-
-extern uint8_t __data_start[], __data_end[], __bss_start[], __bss_end[];
-extern uint8_t __arena_start[], __arena_end[];
-extern uint8_t __stack_bottom[], __stack_top[];
-extern uint8_t __ram_start[], __ram_end[];
-extern uint8_t __model_start[], __model_end[];
-extern uint8_t __flash_total_bytes[];
 
 #define BAUD 115200u
 #define SAMPLE_MIN_US 100u
 
 static const InaStandinBoard standin_board = {3300u, MPS_IDLE_UW, MPS_ACTIVE_UW, TP_INA_SHUNT_UOHM};
-
-static PortInfo info;
 
 /* ----------------------------------------------------------------------------
  * UART0, 115200 8N1, polled. BAUDDIV is PCLK / baud (at least 16); QEMU only
@@ -149,32 +139,8 @@ static void timer_init(void) {
 }
 
 /* ----------------------------------------------------------------------------
- * Stack use, by painting (startup paints the free stack). */
-
-uint32_t port_stack_peak(void) {
-    const uint32_t *p = (const uint32_t *)(void *)__stack_bottom;
-    const uint32_t *top = (const uint32_t *)(void *)__stack_top;
-    while (p < top && *p == STACK_PAINT) p++;
-    return (uint32_t)((uintptr_t)top - (uintptr_t)p);
-}
-
-void port_stack_reset_peak(void) {
-    /* stop short of the SP read here: the compiler may push this function's
-     * own frame (its return address) below that value after reading it */
-    uint32_t *sp = (uint32_t *)(read_sp() - 64u);
-    for (uint32_t *p = (uint32_t *)(void *)__stack_bottom; p < sp;) *p++ = STACK_PAINT;
-}
-
-/* ----------------------------------------------------------------------------
- * No temperature sensor, no sync pin; I2C reaches only the INA226 stand-in. */
-
-int port_temp_read(int32_t *milli_celsius, uint16_t *flags) {
-    (void)milli_celsius;
-    (void)flags;
-    return -1;
-}
-
-void port_sync_pin(int level) { (void)level; }
+ * No temperature sensor, no sync pin (ports/common's stubs); I2C reaches only
+ * the INA226 stand-in. */
 
 int port_i2c_write(uint8_t addr, const uint8_t *buf, size_t n) {
     return ina226_standin_write(addr, buf, n);
@@ -190,22 +156,12 @@ int port_i2c_write_read(uint8_t addr, const uint8_t *wr, size_t nw, uint8_t *rd,
 void port_init(void) {
     timer_init();
 
-    info.board = MPS_BOARD_NAME;
-    info.clock_hz = MPS_MODEL_CLOCK_HZ;
-    info.timer_hz = MPS_SYSCLK_HZ;
-    info.timer_bits = 24;
-    info.ram_total_bytes = (uint32_t)(__ram_end - __ram_start);
-    info.flash_total_bytes = (uint32_t)(uintptr_t)__flash_total_bytes;
-    info.static_ram_bytes = (uint32_t)((__data_end - __data_start) + (__bss_end - __bss_start));
-    info.arena = __arena_start;
-    info.arena_bytes = (uint32_t)(__arena_end - __arena_start);
-    info.stack_total_bytes = (uint32_t)(__stack_top - __stack_bottom);
-    info.model = __model_start;
-    info.model_addr = (uint32_t)(uintptr_t)__model_start;
-    info.model_region_bytes = (uint32_t)(__model_end - __model_start);
-    info.caps = TP_CAP_EMULATOR; /* we run these machines only under QEMU */
+    PortInfo *info = port_info_from_linker();
+    info->board = MPS_BOARD_NAME;
+    info->clock_hz = MPS_MODEL_CLOCK_HZ;
+    info->timer_hz = MPS_SYSCLK_HZ;
+    info->timer_bits = 24;
+    info->caps = TP_CAP_EMULATOR; /* we run these machines only under QEMU */
 
     ina226_standin_init(&standin_board);
 }
-
-const PortInfo *port_info(void) { return &info; }

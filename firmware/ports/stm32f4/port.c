@@ -15,20 +15,11 @@
  * RCC_CR (HSION and HSIRDY are set on every real STM32F4 out of reset, QEMU
  * reads 0) and on the emulator talks to the INA226 stand-in
  * (ports/common/ina226_standin.c) instead of I2C1. */
-#include "port.h"
-
 #include "ina226_standin.h"
+#include "port_common.h"
 #include "protocol.h"
 #include "stm32f4.h"
 #include "telemetry.h"
-
-/* Linker script symbols (their addresses are the values). */
-extern uint8_t __data_start[], __data_end[], __bss_start[], __bss_end[];
-extern uint8_t __arena_start[], __arena_end[];
-extern uint8_t __stack_bottom[], __stack_top[];
-extern uint8_t __ram_start[], __ram_end[];
-extern uint8_t __model_start[], __model_end[];
-extern uint8_t __flash_total_bytes[];
 
 #define CORE_HZ 168000000u
 #define APB2_HZ (CORE_HZ / 2u) /* USART1 clock once the PLL is configured */
@@ -47,7 +38,6 @@ static const InaStandinBoard standin_board = {3300u, 39600u, 132000u, TP_INA_SHU
 
 #define SYNC_PIN 8u /* PA8 */
 
-static PortInfo info;
 static int on_qemu; /* RCC_CR reads 0: QEMU's netduinoplus2 */
 
 /* ----------------------------------------------------------------------------
@@ -183,24 +173,6 @@ static void timer_init(void) {
 }
 
 /* ----------------------------------------------------------------------------
- * Stack use, by painting: startup fills the free stack with STACK_PAINT and
- * the deepest overwritten word marks the peak. */
-
-uint32_t port_stack_peak(void) {
-    const uint32_t *p = (const uint32_t *)(void *)__stack_bottom;
-    const uint32_t *top = (const uint32_t *)(void *)__stack_top;
-    while (p < top && *p == STACK_PAINT) p++;
-    return (uint32_t)((uintptr_t)top - (uintptr_t)p);
-}
-
-void port_stack_reset_peak(void) {
-    /* everything below the current SP is free; an interrupt taken meanwhile
-     * may leave its frame unpainted, which is stack it really uses */
-    uint32_t *sp = (uint32_t *)read_sp();
-    for (uint32_t *p = (uint32_t *)(void *)__stack_bottom; p < sp;) *p++ = STACK_PAINT;
-}
-
-/* ----------------------------------------------------------------------------
  * Temperature: ADC1 channel 16 with TSVREFE, one conversion with the longest
  * sampling time (480 ADC cycles; the sensor needs 10 us). Degrees from the
  * factory calibration (TS_CAL1 at 30 degC, TS_CAL2 at 110 degC):
@@ -292,21 +264,12 @@ void port_init(void) {
     on_qemu = RCC_CR == 0;
     sync_init();
 
-    info.board = "stm32f405";
-    info.clock_hz = CORE_HZ;
-    info.timer_hz = CORE_HZ;
-    info.timer_bits = 24;
-    info.ram_total_bytes = (uint32_t)(__ram_end - __ram_start);
-    info.flash_total_bytes = (uint32_t)(uintptr_t)__flash_total_bytes;
-    info.static_ram_bytes =
-        (uint32_t)((__data_end - __data_start) + (__bss_end - __bss_start));
-    info.arena = __arena_start;
-    info.arena_bytes = (uint32_t)(__arena_end - __arena_start);
-    info.stack_total_bytes = (uint32_t)(__stack_top - __stack_bottom);
-    info.model = __model_start;
-    info.model_addr = (uint32_t)(uintptr_t)__model_start;
-    info.model_region_bytes = (uint32_t)(__model_end - __model_start);
-    info.caps = TP_CAP_TEMP_SENSOR | TP_CAP_SYNC_PIN | (on_qemu ? TP_CAP_EMULATOR : 0u);
+    PortInfo *info = port_info_from_linker();
+    info->board = "stm32f405";
+    info->clock_hz = CORE_HZ;
+    info->timer_hz = CORE_HZ;
+    info->timer_bits = 24;
+    info->caps = TP_CAP_TEMP_SENSOR | TP_CAP_SYNC_PIN | (on_qemu ? TP_CAP_EMULATOR : 0u);
 
     if (on_qemu) {
         ina226_standin_init(&standin_board);
@@ -314,5 +277,3 @@ void port_init(void) {
         i2c1_init();
     }
 }
-
-const PortInfo *port_info(void) { return &info; }
