@@ -32,4 +32,10 @@ static inline void irq_restore(uint32_t primask) {
     __asm volatile("msr primask, %0" ::"r"(primask) : "memory");
 }
 
+/* ports/common/systick.c: starts SysTick on the processor clock, timer_hz,
+ * as the port's 64-bit tick count; INA sample periods shorter than
+ * min_sample_us are refused; ina_standin: the INA is the INA226 stand-in,
+ * whose conversion clock restarts at each re-base. */
+void systick_init(uint32_t timer_hz, uint32_t min_sample_us, int ina_standin);
+
 #endif /* TP_CORTEX_M_H */

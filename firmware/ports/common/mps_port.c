@@ -57,86 +57,9 @@ int port_uart_read(void) {
 }
 
 /* ----------------------------------------------------------------------------
- * Time base: SysTick, 24 bits, extended to 64 by counting wraps in its
- * interrupt; the same scheme as ports/stm32f4 (see there for the reload
- * arithmetic). A restart writes CVR, which QEMU's SysTick takes as the start
- * of a new period at that instruction, so identical repetitions read
- * identical tick deltas. */
-
-#define SYST_PERIOD (1u << 24)
-
-static volatile uint32_t systick_wraps;
-static uint64_t tick_base;
-static uint32_t syst_period = SYST_PERIOD;
-static volatile int sampling;
-static uint32_t sample_period;
-
-void SysTick_Handler(void) {
-    systick_wraps++;
-    if (sampling) tp_power_sample_isr();
-}
-
-static uint64_t ticks_locked(void) {
-    uint32_t wraps = systick_wraps;
-    uint32_t cvr = SYST_CVR;
-    if (SCB_ICSR & ICSR_PENDSTSET) {
-        wraps++;
-        cvr = SYST_CVR;
-    }
-    uint32_t in_period = cvr == 0 ? 0 : syst_period - cvr;
-    return tick_base + (uint64_t)wraps * syst_period + in_period;
-}
-
-uint64_t port_ticks(void) {
-    uint32_t primask = irq_save();
-    uint64_t t = ticks_locked();
-    irq_restore(primask);
-    return t;
-}
-
-static void restart_locked(uint32_t period) {
-    tick_base = ticks_locked();
-    syst_period = period;
-    SYST_RVR = period - 1u;
-    SYST_CVR = 0;
-    SCB_ICSR = ICSR_PENDSTCLR;
-    systick_wraps = 0;
-}
-
-void port_timer_rebase(void) {
-    uint32_t primask = irq_save();
-    restart_locked(sample_period != 0 ? sample_period : SYST_PERIOD);
-    if (sample_period != 0) {
-        ina226_standin_sync();
-        sampling = 1;
-    }
-    irq_restore(primask);
-}
-
-int port_sampler_start(uint32_t period_us) {
-    uint64_t ticks = (uint64_t)period_us * (MPS_SYSCLK_HZ / 1000000u);
-    if (period_us < SAMPLE_MIN_US || ticks > SYST_PERIOD) return -1;
-    sample_period = (uint32_t)ticks;
-    return 0;
-}
-
-void port_sampler_stop(void) {
-    uint32_t primask = irq_save();
-    sampling = 0;
-    sample_period = 0;
-    restart_locked(SYST_PERIOD);
-    irq_restore(primask);
-}
-
-static void timer_init(void) {
-    SYST_CSR = 0;
-    SYST_RVR = SYST_PERIOD - 1u;
-    SYST_CVR = 0;
-    SCB_ICSR = ICSR_PENDSTCLR;
-    systick_wraps = 0;
-    tick_base = 0;
-    SYST_CSR = SYST_CSR_CLKSOURCE | SYST_CSR_TICKINT | SYST_CSR_ENABLE;
-}
+ * Time base: SysTick (ports/common/systick.c). A restart writes CVR, which
+ * QEMU's SysTick takes as the start of a new period at that instruction, so
+ * identical repetitions read identical tick deltas. */
 
 /* ----------------------------------------------------------------------------
  * No temperature sensor, no sync pin (ports/common's stubs); I2C reaches only
@@ -154,7 +77,7 @@ int port_i2c_write_read(uint8_t addr, const uint8_t *wr, size_t nw, uint8_t *rd,
  * Facts */
 
 void port_init(void) {
-    timer_init();
+    systick_init(MPS_SYSCLK_HZ, SAMPLE_MIN_US, 1);
 
     PortInfo *info = port_info_from_linker();
     info->board = MPS_BOARD_NAME;

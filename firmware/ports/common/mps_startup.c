@@ -46,4 +46,6 @@ void Reset_Handler(void) {
 
     /* 3. C runtime (.data, .bss), stack paint, main (ports/common). */
     port_crt_start();
+    for (;;) {
+    }
 }

@@ -73,23 +73,21 @@ __attribute__((weak)) void port_stack_reset_peak(void) {
  * Start */
 
 /* Kept out of the host build, which links the same core with its own main
- * (tools/). */
-int main(void) {
+ * (tools/). Out of line so that port_crt_start's call is a tail call. */
+__attribute__((noinline)) int main(void) {
     port_init();
     tp_app_main();
     return 0;
 }
 
-void port_crt_start(void) {
+int port_crt_start(void) {
     /* nothing global exists before these two loops */
     uint32_t *src = &__data_load;
     for (uint32_t *dst = (uint32_t *)(void *)__data_start; dst < (uint32_t *)(void *)__data_end;) *dst++ = *src++;
     for (uint32_t *dst = (uint32_t *)(void *)__bss_start; dst < (uint32_t *)(void *)__bss_end;) *dst++ = 0;
     /* paint the free stack so the deepest use can be measured later */
     port_stack_reset_peak();
-    main();
-    for (;;) {
-    }
+    return main();
 }
 
 /* ----------------------------------------------------------------------------

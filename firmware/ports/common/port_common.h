@@ -27,9 +27,11 @@ PortInfo *port_info_from_linker(void);
 /* The end of a startup, once sp (and gp) are set and whatever must come
  * before C state exists is done (FPU, an early UART): .data copied from
  * __data_load, .bss zeroed, the free stack painted (port_stack_reset_peak),
- * then main, which is port_init and tp_app_main. Does not return. A port
- * whose loader already placed .data (esp32c3) does these steps itself. */
-__attribute__((noreturn)) void port_crt_start(void);
+ * then main, which is port_init and tp_app_main, as a tail call (main's
+ * frame starts where the startup's call put this one's, so stack figures do
+ * not depend on it). Returns only if main does. A port whose loader already
+ * placed .data (esp32c3) does these steps itself. */
+int port_crt_start(void);
 
 /* port_init, then tp_app_main (port_common.c). */
 int main(void);

@@ -78,101 +78,6 @@ int port_uart_read(void) {
 }
 
 /* ----------------------------------------------------------------------------
- * Time base: SysTick at the core clock, 24 bits, extended to 64 bits by
- * counting wraps in its interrupt.
- *
- * After a restart (a write to CVR, which clears it) the counter reads 0, then
- * reloads RVR = period - 1 on the next tick and counts down; reaching 0
- * again, one full period later, pends the SysTick exception. So the ticks
- * since the restart are wraps * period + ((period - CVR) mod period), where
- * wraps must include a wrap whose interrupt is pending but not yet taken.
- *
- * The period is 2^24 ticks, except while INA samples stream: then it is the
- * sample period, and the wrap interrupt takes a sample as well. Both start
- * at a re-base, so the interrupts fall at the same instructions of identical
- * repetitions. */
-
-#define SYST_PERIOD (1u << 24)
-
-static volatile uint32_t systick_wraps; /* wraps since the last restart */
-static uint64_t tick_base;               /* ticks before the last restart */
-static uint32_t syst_period = SYST_PERIOD;
-static volatile int sampling;            /* the wrap interrupt samples the INA */
-static uint32_t sample_period;           /* ticks, armed by port_sampler_start; 0 = off */
-
-void SysTick_Handler(void) {
-    systick_wraps++;
-    if (sampling) tp_power_sample_isr();
-}
-
-/* Caller masks interrupts. */
-static uint64_t ticks_locked(void) {
-    uint32_t wraps = systick_wraps;
-    uint32_t cvr = SYST_CVR;
-    if (SCB_ICSR & ICSR_PENDSTSET) {
-        /* A wrap happened, before or just after the CVR read: re-read so the
-         * count certainly belongs to the new period. */
-        wraps++;
-        cvr = SYST_CVR;
-    }
-    uint32_t in_period = cvr == 0 ? 0 : syst_period - cvr;
-    return tick_base + (uint64_t)wraps * syst_period + in_period;
-}
-
-uint64_t port_ticks(void) {
-    uint32_t primask = irq_save();
-    uint64_t t = ticks_locked();
-    irq_restore(primask);
-    return t;
-}
-
-/* Folds the elapsed ticks into the base and restarts SysTick with `period`. */
-static void restart_locked(uint32_t period) {
-    tick_base = ticks_locked();
-    syst_period = period;
-    SYST_RVR = period - 1u;
-    SYST_CVR = 0;                /* restart the period: wraps now fall at fixed offsets */
-    SCB_ICSR = ICSR_PENDSTCLR;   /* a wrap pending from before is already in tick_base */
-    systick_wraps = 0;
-}
-
-void port_timer_rebase(void) {
-    uint32_t primask = irq_save();
-    restart_locked(sample_period != 0 ? sample_period : SYST_PERIOD);
-    if (sample_period != 0) {
-        if (on_qemu) ina226_standin_sync();
-        sampling = 1;
-    }
-    irq_restore(primask);
-}
-
-int port_sampler_start(uint32_t period_us) {
-    uint32_t min_us = on_qemu ? SAMPLE_MIN_US_EMULATED : SAMPLE_MIN_US_I2C;
-    uint64_t ticks = (uint64_t)period_us * (CORE_HZ / 1000000u);
-    if (period_us < min_us || ticks > SYST_PERIOD) return -1;
-    sample_period = (uint32_t)ticks;
-    return 0;
-}
-
-void port_sampler_stop(void) {
-    uint32_t primask = irq_save();
-    sampling = 0;
-    sample_period = 0;
-    restart_locked(SYST_PERIOD);
-    irq_restore(primask);
-}
-
-static void timer_init(void) {
-    SYST_CSR = 0;
-    SYST_RVR = SYST_PERIOD - 1u;
-    SYST_CVR = 0;
-    SCB_ICSR = ICSR_PENDSTCLR;
-    systick_wraps = 0;
-    tick_base = 0;
-    SYST_CSR = SYST_CSR_CLKSOURCE | SYST_CSR_TICKINT | SYST_CSR_ENABLE;
-}
-
-/* ----------------------------------------------------------------------------
  * Temperature: ADC1 channel 16 with TSVREFE, one conversion with the longest
  * sampling time (480 ADC cycles; the sensor needs 10 us). Degrees from the
  * factory calibration (TS_CAL1 at 30 degC, TS_CAL2 at 110 degC):
@@ -260,8 +165,8 @@ void port_init(void) {
     /* startup enabled the UART already; a second enable would rewrite BRR
      * under a running receiver */
     if ((USART1_CR1 & USART_CR1_UE) == 0) port_uart_enable();
-    timer_init();
     on_qemu = RCC_CR == 0;
+    systick_init(CORE_HZ, on_qemu ? SAMPLE_MIN_US_EMULATED : SAMPLE_MIN_US_I2C, on_qemu);
     sync_init();
 
     PortInfo *info = port_info_from_linker();
