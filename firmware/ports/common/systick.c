@@ -38,9 +38,12 @@ void SysTick_Handler(void) {
 }
 
 /* Caller masks interrupts. port_ticks inlines it; the re-base and the
- * sampler's stop call it out of line (ticks_locked below), the shapes the
- * measured figures were taken with: an instruction more or less between the
- * restart and the RUN moves every tick edge (see the top of this file). */
+ * sampler's stop call it out of line (ticks_locked below). That is the code
+ * the ports had before they shared this file, and it matters: the tick edges
+ * fall a fixed number of instructions after the restart's CVR write, so an
+ * instruction more or less between that write and the RUN would move every
+ * tick reading of the RUN by a fraction of a tick, and tick-derived figures
+ * (instructions per token) by one tick now and then. */
 static inline __attribute__((always_inline)) uint64_t ticks_now(void) {
     uint32_t wraps = systick_wraps;
     uint32_t cvr = SYST_CVR;

@@ -1,4 +1,5 @@
-/* STM32F405 port: USART1, SysTick time base, memory facts.
+/* STM32F405 port: USART1, the board facts, temperature, sync pin, I2C; the
+ * SysTick time base is ports/common/systick.c.
  *
  * Clock tree: this port does not program RCC/PLL. QEMU does not model the
  * STM32F4 RCC (its registers read 0, so waiting for PLLRDY would hang), and
