@@ -32,13 +32,21 @@ static uint32_t ticks_per_us;            /* SysTick's clock, in MHz */
 static uint32_t sample_min_us;           /* the shortest sample period the INA path allows */
 static int standin;                      /* the INA is the stand-in: sync it at each re-base */
 
+/* A port that only ever runs emulated (the MPS ports) builds this file with
+ * TP_SYSTICK_STANDIN=1 (port.mk): then the re-base syncs the stand-in
+ * without testing a flag, as its own copy of this code did, so its
+ * instructions after the restart are unchanged (see ticks_now). */
+#ifndef TP_SYSTICK_STANDIN
+#define TP_SYSTICK_STANDIN standin
+#endif
+
 void SysTick_Handler(void) {
     systick_wraps++;
     if (sampling) tp_power_sample_isr();
 }
 
-/* Caller masks interrupts. port_ticks inlines it; the re-base and the
- * sampler's stop call it out of line (ticks_locked below). That is the code
+/* Caller masks interrupts. port_ticks and the sampler's stop inline it; the
+ * re-base calls it out of line (ticks_locked below). That is the code
  * the ports had before they shared this file, and it matters: the tick edges
  * fall a fixed number of instructions after the restart's CVR write, so an
  * instruction more or less between that write and the RUN would move every
@@ -66,9 +74,10 @@ uint64_t port_ticks(void) {
     return t;
 }
 
-/* Folds the elapsed ticks into the base and restarts SysTick with `period`. */
-static void restart_locked(uint32_t period) {
-    tick_base = ticks_locked();
+/* Folds the elapsed ticks, `now`, into the base and restarts SysTick with
+ * `period`. */
+static void restart_locked(uint64_t now, uint32_t period) {
+    tick_base = now;
     syst_period = period;
     SYST_RVR = period - 1u;
     SYST_CVR = 0;                /* restart the period: wraps now fall at fixed offsets */
@@ -78,9 +87,10 @@ static void restart_locked(uint32_t period) {
 
 void port_timer_rebase(void) {
     uint32_t primask = irq_save();
-    restart_locked(sample_period != 0 ? sample_period : SYST_PERIOD);
+    uint32_t period = sample_period != 0 ? sample_period : SYST_PERIOD;
+    restart_locked(ticks_locked(), period);
     if (sample_period != 0) {
-        if (standin) ina226_standin_sync();
+        if (TP_SYSTICK_STANDIN) ina226_standin_sync();
         sampling = 1;
     }
     irq_restore(primask);
@@ -97,7 +107,7 @@ void port_sampler_stop(void) {
     uint32_t primask = irq_save();
     sampling = 0;
     sample_period = 0;
-    restart_locked(SYST_PERIOD);
+    restart_locked(ticks_now(), SYST_PERIOD);
     irq_restore(primask);
 }
 
