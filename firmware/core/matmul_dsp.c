@@ -15,13 +15,26 @@
 
 uint32_t tp_dsp_xw[TP_DSP_MAX_COLS / 2];
 
-/* GCC 12's ACLE has no __ror and does not fold a rotate into SXTB16; the
- * instruction's own rotation field saves one instruction per weight word. */
-static inline uint32_t sxtb16_ror8(uint32_t v) {
-    uint32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
+/* The assembly step of the hot loops: one weight word U (4 int8 columns)
+ * against its two activation words, SXTB16 twice (the second through the
+ * rotation field, into U itself, so U is clobbered) and two SMLADs: 4 exact
+ * MACs into accumulator A. %[t] is the loops' scratch register. */
+#define TP_DSP_STEP(U, A, X0, X1)          \
+    "sxtb16 %[t], " U "\n\t"               \
+    "sxtb16 " U ", " U ", ror #8\n\t"      \
+    "smlad " A ", %[t], " X0 ", " A "\n\t" \
+    "smlad " A ", " U ", " X1 ", " A "\n\t"
+
+/* 8 columns of two rows w0, w1 (post-incremented) against xp: 4 steps. */
+#define TP_Q8_BLOCK                                   \
+    "ldrd %[u0], %[u1], [%[w0]], #8\n\t"             \
+    "ldrd %[v0], %[v1], [%[w1]], #8\n\t"             \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"             \
+    TP_DSP_STEP("%[u0]", "%[a0]", "%[x0]", "%[x1]") \
+    TP_DSP_STEP("%[v0]", "%[a1]", "%[x0]", "%[x1]") \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"             \
+    TP_DSP_STEP("%[u1]", "%[a0]", "%[x0]", "%[x1]") \
+    TP_DSP_STEP("%[v1]", "%[a1]", "%[x0]", "%[x1]")
 
 static void widen(const int8_t *q, int cols) {
     for (int i = 0; i < cols / 4; i++) {
@@ -110,41 +123,15 @@ static inline __attribute__((always_inline)) void block2_aligned(const int8_t **
     const uint32_t *xp = *pxp;
     int32_t a0 = *acc0, a1 = *acc1;
     uint32_t x0, x1, u0, u1, v0, v1, t;
-#define TP_Q8_STEP(U, X0, X1)                   \
-    "sxtb16 %[t], " U "\n\t"                    \
-    "sxtb16 " U ", " U ", ror #8\n\t"           \
-    "smlad %[a0], %[t], " X0 ", %[a0]\n\t"      \
-    "smlad %[a0], " U ", " X1 ", %[a0]\n\t"
-#define TP_Q8_STEP1(U, X0, X1)                  \
-    "sxtb16 %[t], " U "\n\t"                    \
-    "sxtb16 " U ", " U ", ror #8\n\t"           \
-    "smlad %[a1], %[t], " X0 ", %[a1]\n\t"      \
-    "smlad %[a1], " U ", " X1 ", %[a1]\n\t"
-#define TP_Q8_BLOCK "ldrd %[u0], %[u1], [%[w0]], #8\n\t" \
-    "ldrd %[v0], %[v1], [%[w1]], #8\n\t" \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
-    TP_Q8_STEP("%[u0]", "%[x0]", "%[x1]") \
-    TP_Q8_STEP1("%[v0]", "%[x0]", "%[x1]") \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
-    TP_Q8_STEP("%[u1]", "%[x0]", "%[x1]") \
-    TP_Q8_STEP1("%[v1]", "%[x0]", "%[x1]") \
-    "ldrd %[u0], %[u1], [%[w0]], #8\n\t" \
-    "ldrd %[v0], %[v1], [%[w1]], #8\n\t" \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
-    TP_Q8_STEP("%[u0]", "%[x0]", "%[x1]") \
-    TP_Q8_STEP1("%[v0]", "%[x0]", "%[x1]") \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
-    TP_Q8_STEP("%[u1]", "%[x0]", "%[x1]") \
-    TP_Q8_STEP1("%[v1]", "%[x0]", "%[x1]")
     if (n16 == 2) { /* groups of 32 (the usual): straight code, no counter */
-        __asm__ volatile(TP_Q8_BLOCK TP_Q8_BLOCK
+        __asm__ volatile(TP_Q8_BLOCK TP_Q8_BLOCK TP_Q8_BLOCK TP_Q8_BLOCK
                          : [a0] "+r"(a0), [a1] "+r"(a1), [w0] "+r"(w0), [w1] "+r"(w1), [xp] "+r"(xp),
                            [x0] "=&r"(x0), [x1] "=&r"(x1), [u0] "=&r"(u0), [u1] "=&r"(u1),
                            [v0] "=&r"(v0), [v1] "=&r"(v1), [t] "=&r"(t)
                          :
                          : "cc", "memory");
     } else {
-        __asm__ volatile("1:\n\t" TP_Q8_BLOCK
+        __asm__ volatile("1:\n\t" TP_Q8_BLOCK TP_Q8_BLOCK
                          "subs %[n], %[n], #1\n\t"
                          "bne 1b\n\t"
                          : [a0] "+r"(a0), [a1] "+r"(a1), [w0] "+r"(w0), [w1] "+r"(w1), [xp] "+r"(xp),
@@ -153,9 +140,6 @@ static inline __attribute__((always_inline)) void block2_aligned(const int8_t **
                          :
                          : "cc", "memory");
     }
-#undef TP_Q8_BLOCK
-#undef TP_Q8_STEP
-#undef TP_Q8_STEP1
     *pw0 = w0, *pw1 = w1, *pxp = xp;
     *acc0 = a0, *acc1 = a1;
 }
@@ -198,20 +182,15 @@ static __attribute__((noinline)) void pairs_64(float *out, const int8_t *w0, con
     float xs0 = xs[0], xs1 = xs[1], zero = 0.0f;
     int32_t a0, a1;
     uint32_t x0, x1, u0, u1, v0, v1, t;
-#define TP_64_STEP(U, A, X0, X1)                \
-    "sxtb16 %[t], " U "\n\t"                    \
-    "sxtb16 " U ", " U ", ror #8\n\t"           \
-    "smlad " A ", %[t], " X0 ", " A "\n\t"      \
-    "smlad " A ", " U ", " X1 ", " A "\n\t"
 #define TP_64_BLOCK /* 8 columns of both rows */                                     \
     "ldrd %[u0], %[u1], [%[w0]], #8\n\t"                  \
     "ldrd %[v0], %[v1], [%[w0], #56]\n\t"                 \
     "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                  \
-    TP_64_STEP("%[u0]", "%[a0]", "%[x0]", "%[x1]")        \
-    TP_64_STEP("%[v0]", "%[a1]", "%[x0]", "%[x1]")        \
+    TP_DSP_STEP("%[u0]", "%[a0]", "%[x0]", "%[x1]")        \
+    TP_DSP_STEP("%[v0]", "%[a1]", "%[x0]", "%[x1]")        \
     "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                  \
-    TP_64_STEP("%[u1]", "%[a0]", "%[x0]", "%[x1]")        \
-    TP_64_STEP("%[v1]", "%[a1]", "%[x0]", "%[x1]")
+    TP_DSP_STEP("%[u1]", "%[a0]", "%[x0]", "%[x1]")        \
+    TP_DSP_STEP("%[v1]", "%[a1]", "%[x0]", "%[x1]")
     __asm__ volatile(
         "1:\n\t"
         "movs %[a0], #0\n\t"
@@ -252,7 +231,6 @@ static __attribute__((noinline)) void pairs_64(float *out, const int8_t *w0, con
         : [xs0] "t"(xs0), [xs1] "t"(xs1), [zero] "t"(zero)
         : "cc", "memory", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7");
 #undef TP_64_BLOCK
-#undef TP_64_STEP
 }
 
 /* Any whole number of groups of 32 (hidden 192 and the like): per row pair,
@@ -271,19 +249,6 @@ static __attribute__((noinline)) void pairs_g32(float *out, const int8_t *w0, co
         float val0 = 0.0f, val1 = 0.0f;
         int32_t a0, a1;
         uint32_t x0, x1, u0, u1, v0, v1, t;
-#define TP_Q8_STEP(U, A, X0, X1)                \
-    "sxtb16 %[t], " U "\n\t"                    \
-    "sxtb16 " U ", " U ", ror #8\n\t"           \
-    "smlad " A ", %[t], " X0 ", " A "\n\t"      \
-    "smlad " A ", " U ", " X1 ", " A "\n\t"
-#define TP_Q8_BLOCK "ldrd %[u0], %[u1], [%[w0]], #8\n\t" \
-    "ldrd %[v0], %[v1], [%[w1]], #8\n\t" \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
-    TP_Q8_STEP("%[u0]", "%[a0]", "%[x0]", "%[x1]") \
-    TP_Q8_STEP("%[v0]", "%[a1]", "%[x0]", "%[x1]") \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
-    TP_Q8_STEP("%[u1]", "%[a0]", "%[x0]", "%[x1]") \
-    TP_Q8_STEP("%[v1]", "%[a1]", "%[x0]", "%[x1]")
         __asm__ volatile(
             "1:\n\t"
             "movs %[a0], #0\n\t"
@@ -313,8 +278,6 @@ static __attribute__((noinline)) void pairs_g32(float *out, const int8_t *w0, co
               [t] "=&r"(t)
             : [off] "m"(off), [xend] "m"(xend)
             : "cc", "memory", "s0", "s1", "s2", "s3", "s4");
-#undef TP_Q8_BLOCK
-#undef TP_Q8_STEP
         out[0] = val0;
         out[1] = val1;
         out += 2;

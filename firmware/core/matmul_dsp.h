@@ -26,4 +26,12 @@ static inline uint32_t tp_dsp_load32(const void *p) {
     return v;
 }
 
+/* GCC 12's ACLE has no __ror and does not fold a rotate into SXTB16; the
+ * instruction's own rotation field saves one instruction per weight word. */
+static inline uint32_t sxtb16_ror8(uint32_t v) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
 #endif /* TP_MATMUL_DSP_H */

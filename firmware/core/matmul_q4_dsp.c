@@ -16,12 +16,6 @@
 /* |4096 * v * x| <= 32768 * 127: a sum of 256 columns stays below 2^31 */
 #define Q4_MAX_FAST_GROUP 256
 
-static inline uint32_t sxtb16_ror8(uint32_t v) {
-    uint32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
-
 static void widen(const int8_t *q, int cols) {
     for (int i = 0; i < cols / 8; i++) {
         uint32_t q0 = tp_dsp_load32(q + 8 * i), q1 = tp_dsp_load32(q + 8 * i + 4);

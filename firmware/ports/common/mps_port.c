@@ -16,26 +16,16 @@
  * Telemetry: no temperature sensor and no sync pin (the FPGA's LEDs are not
  * worth a pin model); INA samples come from the INA226 stand-in
  * (ports/common/ina226_standin.c), read from the SysTick interrupt. */
-#include "port.h"
-
 #include "ina226_standin.h"
 #include "mps.h"
+#include "port_common.h"
 #include "protocol.h"
 #include "telemetry.h"
-
-extern uint8_t __data_start[], __data_end[], __bss_start[], __bss_end[];
-extern uint8_t __arena_start[], __arena_end[];
-extern uint8_t __stack_bottom[], __stack_top[];
-extern uint8_t __ram_start[], __ram_end[];
-extern uint8_t __model_start[], __model_end[];
-extern uint8_t __flash_total_bytes[];
 
 #define BAUD 115200u
 #define SAMPLE_MIN_US 100u
 
 static const InaStandinBoard standin_board = {3300u, MPS_IDLE_UW, MPS_ACTIVE_UW, TP_INA_SHUNT_UOHM};
-
-static PortInfo info;
 
 /* ----------------------------------------------------------------------------
  * UART0, 115200 8N1, polled. BAUDDIV is PCLK / baud (at least 16); QEMU only
@@ -67,114 +57,13 @@ int port_uart_read(void) {
 }
 
 /* ----------------------------------------------------------------------------
- * Time base: SysTick, 24 bits, extended to 64 by counting wraps in its
- * interrupt; the same scheme as ports/stm32f4 (see there for the reload
- * arithmetic). A restart writes CVR, which QEMU's SysTick takes as the start
- * of a new period at that instruction, so identical repetitions read
- * identical tick deltas. */
-
-#define SYST_PERIOD (1u << 24)
-
-static volatile uint32_t systick_wraps;
-static uint64_t tick_base;
-static uint32_t syst_period = SYST_PERIOD;
-static volatile int sampling;
-static uint32_t sample_period;
-
-void SysTick_Handler(void) {
-    systick_wraps++;
-    if (sampling) tp_power_sample_isr();
-}
-
-static uint64_t ticks_locked(void) {
-    uint32_t wraps = systick_wraps;
-    uint32_t cvr = SYST_CVR;
-    if (SCB_ICSR & ICSR_PENDSTSET) {
-        wraps++;
-        cvr = SYST_CVR;
-    }
-    uint32_t in_period = cvr == 0 ? 0 : syst_period - cvr;
-    return tick_base + (uint64_t)wraps * syst_period + in_period;
-}
-
-uint64_t port_ticks(void) {
-    uint32_t primask = irq_save();
-    uint64_t t = ticks_locked();
-    irq_restore(primask);
-    return t;
-}
-
-static void restart_locked(uint32_t period) {
-    tick_base = ticks_locked();
-    syst_period = period;
-    SYST_RVR = period - 1u;
-    SYST_CVR = 0;
-    SCB_ICSR = ICSR_PENDSTCLR;
-    systick_wraps = 0;
-}
-
-void port_timer_rebase(void) {
-    uint32_t primask = irq_save();
-    restart_locked(sample_period != 0 ? sample_period : SYST_PERIOD);
-    if (sample_period != 0) {
-        ina226_standin_sync();
-        sampling = 1;
-    }
-    irq_restore(primask);
-}
-
-int port_sampler_start(uint32_t period_us) {
-    uint64_t ticks = (uint64_t)period_us * (MPS_SYSCLK_HZ / 1000000u);
-    if (period_us < SAMPLE_MIN_US || ticks > SYST_PERIOD) return -1;
-    sample_period = (uint32_t)ticks;
-    return 0;
-}
-
-void port_sampler_stop(void) {
-    uint32_t primask = irq_save();
-    sampling = 0;
-    sample_period = 0;
-    restart_locked(SYST_PERIOD);
-    irq_restore(primask);
-}
-
-static void timer_init(void) {
-    SYST_CSR = 0;
-    SYST_RVR = SYST_PERIOD - 1u;
-    SYST_CVR = 0;
-    SCB_ICSR = ICSR_PENDSTCLR;
-    systick_wraps = 0;
-    tick_base = 0;
-    SYST_CSR = SYST_CSR_CLKSOURCE | SYST_CSR_TICKINT | SYST_CSR_ENABLE;
-}
+ * Time base: SysTick (ports/common/systick.c). A restart writes CVR, which
+ * QEMU's SysTick takes as the start of a new period at that instruction, so
+ * identical repetitions read identical tick deltas. */
 
 /* ----------------------------------------------------------------------------
- * Stack use, by painting (startup paints the free stack). */
-
-uint32_t port_stack_peak(void) {
-    const uint32_t *p = (const uint32_t *)(void *)__stack_bottom;
-    const uint32_t *top = (const uint32_t *)(void *)__stack_top;
-    while (p < top && *p == STACK_PAINT) p++;
-    return (uint32_t)((uintptr_t)top - (uintptr_t)p);
-}
-
-void port_stack_reset_peak(void) {
-    /* stop short of the SP read here: the compiler may push this function's
-     * own frame (its return address) below that value after reading it */
-    uint32_t *sp = (uint32_t *)(read_sp() - 64u);
-    for (uint32_t *p = (uint32_t *)(void *)__stack_bottom; p < sp;) *p++ = STACK_PAINT;
-}
-
-/* ----------------------------------------------------------------------------
- * No temperature sensor, no sync pin; I2C reaches only the INA226 stand-in. */
-
-int port_temp_read(int32_t *milli_celsius, uint16_t *flags) {
-    (void)milli_celsius;
-    (void)flags;
-    return -1;
-}
-
-void port_sync_pin(int level) { (void)level; }
+ * No temperature sensor, no sync pin (ports/common's stubs); I2C reaches only
+ * the INA226 stand-in. */
 
 int port_i2c_write(uint8_t addr, const uint8_t *buf, size_t n) {
     return ina226_standin_write(addr, buf, n);
@@ -188,24 +77,14 @@ int port_i2c_write_read(uint8_t addr, const uint8_t *wr, size_t nw, uint8_t *rd,
  * Facts */
 
 void port_init(void) {
-    timer_init();
+    systick_init(MPS_SYSCLK_HZ, SAMPLE_MIN_US, 1);
 
-    info.board = MPS_BOARD_NAME;
-    info.clock_hz = MPS_MODEL_CLOCK_HZ;
-    info.timer_hz = MPS_SYSCLK_HZ;
-    info.timer_bits = 24;
-    info.ram_total_bytes = (uint32_t)(__ram_end - __ram_start);
-    info.flash_total_bytes = (uint32_t)(uintptr_t)__flash_total_bytes;
-    info.static_ram_bytes = (uint32_t)((__data_end - __data_start) + (__bss_end - __bss_start));
-    info.arena = __arena_start;
-    info.arena_bytes = (uint32_t)(__arena_end - __arena_start);
-    info.stack_total_bytes = (uint32_t)(__stack_top - __stack_bottom);
-    info.model = __model_start;
-    info.model_addr = (uint32_t)(uintptr_t)__model_start;
-    info.model_region_bytes = (uint32_t)(__model_end - __model_start);
-    info.caps = TP_CAP_EMULATOR; /* we run these machines only under QEMU */
+    PortInfo *info = port_info_from_linker();
+    info->board = MPS_BOARD_NAME;
+    info->clock_hz = MPS_MODEL_CLOCK_HZ;
+    info->timer_hz = MPS_SYSCLK_HZ;
+    info->timer_bits = 24;
+    info->caps = TP_CAP_EMULATOR; /* we run these machines only under QEMU */
 
     ina226_standin_init(&standin_board);
 }
-
-const PortInfo *port_info(void) { return &info; }

@@ -1,5 +1,5 @@
-/* Startup of the MPS ports (mps2-an500, mps3-an547): vector table,
- * Reset_Handler, main. QEMU's -kernel loads the ELF where it is linked and
+/* Startup of the MPS ports (mps2-an500, mps3-an547): vector table and
+ * Reset_Handler. QEMU's -kernel loads the ELF where it is linked and
  * the core fetches SP and PC from the vector table at address 0 (VTOR's
  * reset value on both machines).
  *
@@ -8,12 +8,10 @@
  * the FPU (and with it Helium on the Cortex-M55) is on. */
 #include <stdint.h>
 
-#include "app.h"
 #include "mps.h"
-#include "port.h"
+#include "port_common.h"
 
-extern uint32_t __stack_top, __stack_bottom;
-extern uint32_t __data_start, __data_end, __data_load, __bss_start, __bss_end;
+extern uint32_t __stack_top;
 
 void Reset_Handler(void);
 void SysTick_Handler(void);
@@ -35,12 +33,6 @@ __attribute__((section(".isr_vector"), used)) const Vector vector_table[MPS_N_VE
     [16 ... MPS_N_VECTORS - 1] = Default_Handler,
 };
 
-int main(void) {
-    port_init();
-    tp_app_main();
-    return 0;
-}
-
 void Reset_Handler(void) {
     /* 1. FPU (and MVE, which shares CP10/CP11 on ARMv8.1-M): full access.
      *    Any float instruction before this is a UsageFault. */
@@ -52,16 +44,8 @@ void Reset_Handler(void) {
      *    only while RX is enabled). */
     mps_uart_enable();
 
-    /* 3. C runtime: .data from its load address, .bss zeroed. */
-    uint32_t *src = &__data_load;
-    for (uint32_t *dst = &__data_start; dst < &__data_end;) *dst++ = *src++;
-    for (uint32_t *dst = &__bss_start; dst < &__bss_end;) *dst++ = 0;
-
-    /* 4. Paint the free stack so the deepest use can be measured later. */
-    uint32_t *sp = (uint32_t *)read_sp();
-    for (uint32_t *p = &__stack_bottom; p < sp;) *p++ = STACK_PAINT;
-
-    main();
+    /* 3. C runtime (.data, .bss), stack paint, main (ports/common). */
+    port_crt_start();
     for (;;) {
     }
 }

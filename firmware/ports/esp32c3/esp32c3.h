@@ -93,14 +93,4 @@ void Cache_Invalidate_ICache_All(void);
 int Cache_Dbus_MMU_Set(uint32_t ext_ram, uint32_t vaddr, uint32_t paddr, uint32_t psize,
                        uint32_t num, uint32_t fixed);
 
-/* Free stack is filled with this word; port_stack_peak() looks for the
- * deepest word that no longer holds it. */
-#define STACK_PAINT 0xA5A5A5A5u
-
-static inline uintptr_t read_sp(void) {
-    uintptr_t sp;
-    __asm volatile("mv %0, sp" : "=r"(sp));
-    return sp;
-}
-
 #endif /* TP_ESP32C3_H */

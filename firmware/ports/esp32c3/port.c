@@ -19,22 +19,15 @@
  * through undocumented ROM routines and eFuse calibration that the TRM does
  * not describe, so the capability stays off rather than report guesses. No
  * INA: this port has no I2C driver yet (capability off). */
-#include "port.h"
-
 #include "esp32c3.h"
+#include "port_common.h"
 #include "protocol.h"
 #include "telemetry.h"
 
 #define SYNC_GPIO 10u /* free on the DevKitM-1 header: not a strapping, flash or USB pin */
 
 /* Linker script symbols (their addresses are the values). */
-extern uint8_t __dram_start[], __bss_end[];
-extern uint8_t __arena_start[], __arena_end[];
-extern uint8_t __stack_bottom[], __stack_top[];
-extern uint8_t __sram_start[], __sram_end[];
-extern uint8_t __flash_total_bytes[], __model_flash_offset[], __model_region_bytes[];
-
-static PortInfo info;
+extern uint8_t __model_flash_offset[], __model_region_bytes[];
 
 /* ----------------------------------------------------------------------------
  * The serial link. Default: UART0 through the ROM's routines, as the ROM left
@@ -90,7 +83,7 @@ int port_uart_read(void) {
  * Time base: SYSTIMER unit 0, 52 bits at 16 MHz (over 8 years before it
  * wraps), read through its snapshot register so the two halves agree. No
  * wrap to count and no emulator phase to align: the re-base has nothing to
- * do on real silicon. */
+ * do on real silicon (ports/common's empty port_timer_rebase). */
 
 static void timer_init(void) {
     SYSTEM_PERIP_CLK_EN0_REG |= SYSTEM_SYSTIMER_CLK_EN;
@@ -106,8 +99,6 @@ uint64_t port_ticks(void) {
     uint32_t hi = SYSTIMER_UNIT0_VALUE_HI_REG;
     return ((uint64_t)hi << 32) | lo;
 }
-
-void port_timer_rebase(void) {}
 
 /* ----------------------------------------------------------------------------
  * The model: its flash pages mapped into the data bus window at
@@ -131,24 +122,8 @@ static const uint8_t *map_model(uint32_t flash_offset, uint32_t bytes) {
 }
 
 /* ----------------------------------------------------------------------------
- * Stack use, by painting: startup fills the free stack with STACK_PAINT and
- * the deepest overwritten word marks the peak. */
-
-uint32_t port_stack_peak(void) {
-    const uint32_t *p = (const uint32_t *)(void *)__stack_bottom;
-    const uint32_t *top = (const uint32_t *)(void *)__stack_top;
-    while (p < top && *p == STACK_PAINT) p++;
-    return (uint32_t)((uintptr_t)top - (uintptr_t)p);
-}
-
-void port_stack_reset_peak(void) {
-    /* everything below the current SP is free (no interrupts are enabled) */
-    uint32_t *sp = (uint32_t *)read_sp();
-    for (uint32_t *p = (uint32_t *)(void *)__stack_bottom; p < sp;) *p++ = STACK_PAINT;
-}
-
-/* ----------------------------------------------------------------------------
- * Telemetry: the sync pin; no temperature sensor, no I2C, no sampling. */
+ * Telemetry: the sync pin; no temperature sensor, no I2C, no sampling
+ * (ports/common's stubs). */
 
 static void sync_init(void) {
     IO_MUX_GPIO_REG(SYNC_GPIO) = IO_MUX_MCU_SEL_GPIO | IO_MUX_FUN_DRV_20MA;
@@ -161,35 +136,6 @@ void port_sync_pin(int level) {
     /* one store either way: W1TS sets, W1TC clears (adjacent registers) */
     REG32(0x6000400Cu - (level ? 4u : 0u)) = 1u << SYNC_GPIO;
 }
-
-int port_temp_read(int32_t *milli_celsius, uint16_t *flags) {
-    (void)milli_celsius;
-    (void)flags;
-    return -1;
-}
-
-int port_i2c_write(uint8_t addr, const uint8_t *buf, size_t n) {
-    (void)addr;
-    (void)buf;
-    (void)n;
-    return -1;
-}
-
-int port_i2c_write_read(uint8_t addr, const uint8_t *wr, size_t nw, uint8_t *rd, size_t nr) {
-    (void)addr;
-    (void)wr;
-    (void)nw;
-    (void)rd;
-    (void)nr;
-    return -1;
-}
-
-int port_sampler_start(uint32_t period_us) {
-    (void)period_us;
-    return -1;
-}
-
-void port_sampler_stop(void) {}
 
 /* ----------------------------------------------------------------------------
  * Facts */
@@ -212,24 +158,17 @@ void port_init(void) {
     uint32_t model_bytes = (uint32_t)(uintptr_t)__model_region_bytes;
     const uint8_t *model = map_model(model_offset, model_bytes);
 
-    info.board = "esp32c3";
-    info.clock_hz = cpu_hz();
-    info.timer_hz = SYSTIMER_HZ;
-    info.timer_bits = 52;
-    info.ram_total_bytes = (uint32_t)(__sram_end - __sram_start);
-    info.flash_total_bytes = (uint32_t)(uintptr_t)__flash_total_bytes;
-    info.static_ram_bytes = (uint32_t)(__bss_end - __dram_start); /* .rodata, .data, .bss */
-    info.arena = __arena_start;
-    info.arena_bytes = (uint32_t)(__arena_end - __arena_start);
-    info.stack_total_bytes = (uint32_t)(__stack_top - __stack_bottom);
-    info.model = model;
-    info.model_addr = model_offset; /* a flash offset, as esptool and the profile name it */
-    info.model_region_bytes = model != 0 ? model_bytes : 0;
-    info.caps = TP_CAP_SYNC_PIN;
+    PortInfo *info = port_info_from_linker(); /* static RAM: .rodata, .data, .bss (linker.ld) */
+    info->board = "esp32c3";
+    info->clock_hz = cpu_hz();
+    info->timer_hz = SYSTIMER_HZ;
+    info->timer_bits = 52;
+    info->model = model;
+    info->model_addr = model_offset; /* a flash offset, as esptool and the profile name it */
+    info->model_region_bytes = model != 0 ? model_bytes : 0;
+    info->caps = TP_CAP_SYNC_PIN;
 
     /* Text for a person watching the port; the host skips it as boot noise. */
     ets_printf("\ntiny-profiler %s on esp32c3, cpu %u MHz, model at flash 0x%x\n", TP_FIRMWARE_ID,
-               (unsigned)(info.clock_hz / 1000000u), (unsigned)model_offset);
+               (unsigned)(info->clock_hz / 1000000u), (unsigned)model_offset);
 }
-
-const PortInfo *port_info(void) { return &info; }

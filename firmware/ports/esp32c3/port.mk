@@ -9,7 +9,6 @@ ARCH := -march=rv32imc_zicsr -mabi=ilp32 -mcmodel=medany
 LINK_ARCH := -march=rv32imc -mabi=ilp32
 SOFT_SQRT := 1
 FIXED_POINT ?= 1
-PORT_SRC += ports/common/libc.c
 
 # The serial link: uart0 (ROM routines; boards with a USB-UART bridge) or usb
 # (the chip's USB-Serial-JTAG port). Build the two into different BUILD_DIRs.

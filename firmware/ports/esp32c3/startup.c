@@ -4,12 +4,11 @@
 #include <stdint.h>
 
 #include "esp32c3.h"
+#include "port_common.h"
 
 /* Linker script symbols (their addresses are the values). */
-extern uint32_t __stack_bottom;
 extern uint32_t __bss_start, __bss_end;
 
-int main(void);
 void reset_c(void);
 
 /* In flash boot mode the ROM arms the RTC watchdog and timer group 0's
@@ -42,8 +41,7 @@ void reset_c(void) {
     for (uint32_t *dst = &__bss_start; dst < &__bss_end;) *dst++ = 0;
 
     /* Paint the free stack so the deepest use can be measured later. */
-    uint32_t *sp = (uint32_t *)read_sp();
-    for (uint32_t *p = &__stack_bottom; p < sp;) *p++ = STACK_PAINT;
+    port_stack_reset_peak();
 
     main();
 }

@@ -4,8 +4,9 @@
 CROSS := arm-none-eabi-
 ARCH := -mcpu=cortex-m7 -mthumb -mfpu=fpv5-d16 -mfloat-abi=hard
 PORT_SRC += ports/common/mps_port.c ports/common/mps_startup.c
-PORT_SRC += ports/common/libc.c
-PORT_SRC += ports/common/ina226_standin.c
+PORT_SRC += ports/common/ina226_standin.c ports/common/systick.c
+# only ever emulated: the INA is always the stand-in (ports/common/systick.c)
+$(BUILD_DIR)/obj/ports/common/systick.o: FW_CFLAGS += -DTP_SYSTICK_STANDIN=1
 # The M7 has the M4's DSP instructions: the same SMLAD/SXTB16 kernels by
 # default, KERNELS=portable for the plain C ones.
 KERNEL_VARIANTS := dsp portable

@@ -11,20 +11,11 @@
  * Telemetry: no temperature sensor and no sync pin (the virt machine has no
  * GPIO for one); INA samples come from the INA226 stand-in
  * (ports/common/ina226_standin.c), read from the machine-timer interrupt. */
-#include "port.h"
-
 #include "ina226_standin.h"
+#include "port_common.h"
 #include "protocol.h"
 #include "telemetry.h"
 #include "virt.h"
-
-/* Linker script symbols (their addresses are the values). */
-extern uint8_t __data_start[], __data_end[], __bss_start[], __bss_end[];
-extern uint8_t __arena_start[], __arena_end[];
-extern uint8_t __stack_bottom[], __stack_top[];
-extern uint8_t __ram_start[], __ram_end[];
-extern uint8_t __model_start[], __model_end[];
-extern uint8_t __flash_total_bytes[];
 
 #define MODEL_CLOCK_HZ 125000000u
 #define BAUD 115200u
@@ -36,8 +27,6 @@ extern uint8_t __flash_total_bytes[];
 static const InaStandinBoard standin_board = {3300u, 30000u, 100000u, TP_INA_SHUNT_UOHM};
 
 #define SAMPLE_MIN_US 100u
-
-static PortInfo info;
 
 /* ----------------------------------------------------------------------------
  * UART0, 115200 8N1, polled. QEMU ignores the divisor; hardware would not. */
@@ -164,15 +153,8 @@ void port_sampler_stop(void) {
 }
 
 /* ----------------------------------------------------------------------------
- * No temperature sensor, no sync pin; I2C reaches only the INA226 stand-in. */
-
-int port_temp_read(int32_t *milli_celsius, uint16_t *flags) {
-    (void)milli_celsius;
-    (void)flags;
-    return -1;
-}
-
-void port_sync_pin(int level) { (void)level; }
+ * No temperature sensor, no sync pin (ports/common's stubs); I2C reaches only
+ * the INA226 stand-in. */
 
 int port_i2c_write(uint8_t addr, const uint8_t *buf, size_t n) {
     return ina226_standin_write(addr, buf, n);
@@ -183,48 +165,19 @@ int port_i2c_write_read(uint8_t addr, const uint8_t *wr, size_t nw, uint8_t *rd,
 }
 
 /* ----------------------------------------------------------------------------
- * Stack use, by painting: startup fills the free stack with STACK_PAINT and
- * the deepest overwritten word marks the peak. */
-
-uint32_t port_stack_peak(void) {
-    const uint32_t *p = (const uint32_t *)(void *)__stack_bottom;
-    const uint32_t *top = (const uint32_t *)(void *)__stack_top;
-    while (p < top && *p == STACK_PAINT) p++;
-    return (uint32_t)((uintptr_t)top - (uintptr_t)p);
-}
-
-void port_stack_reset_peak(void) {
-    /* everything below the current SP is free (the sampling interrupt is off
-     * outside a RUN, and this runs before the RUN's re-base) */
-    uint32_t *sp = (uint32_t *)read_sp();
-    for (uint32_t *p = (uint32_t *)(void *)__stack_bottom; p < sp;) *p++ = STACK_PAINT;
-}
-
-/* ----------------------------------------------------------------------------
  * Facts */
 
 void port_init(void) {
     uart_init();
     timer_init();
 
-    info.board = "riscv32-virt";
-    info.clock_hz = MODEL_CLOCK_HZ;
-    info.timer_hz = MTIME_HZ;
-    info.timer_bits = 64;
-    info.ram_total_bytes = (uint32_t)(__ram_end - __ram_start);
-    info.flash_total_bytes = (uint32_t)(uintptr_t)__flash_total_bytes;
-    info.static_ram_bytes =
-        (uint32_t)((__data_end - __data_start) + (__bss_end - __bss_start));
-    info.arena = __arena_start;
-    info.arena_bytes = (uint32_t)(__arena_end - __arena_start);
-    info.stack_total_bytes = (uint32_t)(__stack_top - __stack_bottom);
-    info.model = __model_start;
-    info.model_addr = (uint32_t)(uintptr_t)__model_start;
-    info.model_region_bytes = (uint32_t)(__model_end - __model_start);
-    info.caps = TP_CAP_EMULATOR; /* the virt machine exists only in QEMU */
+    PortInfo *info = port_info_from_linker();
+    info->board = "riscv32-virt";
+    info->clock_hz = MODEL_CLOCK_HZ;
+    info->timer_hz = MTIME_HZ;
+    info->timer_bits = 64;
+    info->caps = TP_CAP_EMULATOR; /* the virt machine exists only in QEMU */
 
     set_mtimecmp(~(uint64_t)0);
     ina226_standin_init(&standin_board);
 }
-
-const PortInfo *port_info(void) { return &info; }

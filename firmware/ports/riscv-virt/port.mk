@@ -12,7 +12,6 @@ ARCH := -march=rv32imac_zicsr -mabi=ilp32 -mcmodel=medany
 LINK_ARCH := -march=rv32imac -mabi=ilp32
 SOFT_SQRT := 1
 FIXED_POINT ?= 1
-PORT_SRC += ports/common/libc.c
 PORT_SRC += ports/common/ina226_standin.c
 # A token takes ~12 ms here (fixed point, demo model; ~110 ms in soft float):
 # the ring holds 256 ms of 1 kHz INA samples.

@@ -17,7 +17,7 @@ _start:
     la      t0, trap_entry
     csrw    mtvec, t0
     csrw    mie, zero
-    call    reset_c                 /* startup.c: .data, .bss, stack paint, main */
+    call    port_crt_start          /* ports/common: .data, .bss, stack paint, main */
 park:
     wfi
     j       park

@@ -40,16 +40,6 @@
 #define MSTATUS_MIE (1u << 3)
 #define MIE_MTIE (1u << 7)
 
-/* Free stack is filled with this word; port_stack_peak() looks for the
- * deepest word that no longer holds it. */
-#define STACK_PAINT 0xA5A5A5A5u
-
-static inline uintptr_t read_sp(void) {
-    uintptr_t sp;
-    __asm volatile("mv %0, sp" : "=r"(sp));
-    return sp;
-}
-
 /* start.S: see there. virt_interrupt (port.c) is its interrupt handler. */
 void virt_interrupt(void);
 uint32_t virt_tick_calibrate(volatile uint32_t *mtime_lo);

@@ -1,4 +1,5 @@
-/* STM32F405 port: USART1, SysTick time base, memory facts.
+/* STM32F405 port: USART1, the board facts, temperature, sync pin, I2C; the
+ * SysTick time base is ports/common/systick.c.
  *
  * Clock tree: this port does not program RCC/PLL. QEMU does not model the
  * STM32F4 RCC (its registers read 0, so waiting for PLLRDY would hang), and
@@ -15,20 +16,11 @@
  * RCC_CR (HSION and HSIRDY are set on every real STM32F4 out of reset, QEMU
  * reads 0) and on the emulator talks to the INA226 stand-in
  * (ports/common/ina226_standin.c) instead of I2C1. */
-#include "port.h"
-
 #include "ina226_standin.h"
+#include "port_common.h"
 #include "protocol.h"
 #include "stm32f4.h"
 #include "telemetry.h"
-
-/* Linker script symbols (their addresses are the values). */
-extern uint8_t __data_start[], __data_end[], __bss_start[], __bss_end[];
-extern uint8_t __arena_start[], __arena_end[];
-extern uint8_t __stack_bottom[], __stack_top[];
-extern uint8_t __ram_start[], __ram_end[];
-extern uint8_t __model_start[], __model_end[];
-extern uint8_t __flash_total_bytes[];
 
 #define CORE_HZ 168000000u
 #define APB2_HZ (CORE_HZ / 2u) /* USART1 clock once the PLL is configured */
@@ -47,7 +39,6 @@ static const InaStandinBoard standin_board = {3300u, 39600u, 132000u, TP_INA_SHU
 
 #define SYNC_PIN 8u /* PA8 */
 
-static PortInfo info;
 static int on_qemu; /* RCC_CR reads 0: QEMU's netduinoplus2 */
 
 /* ----------------------------------------------------------------------------
@@ -85,119 +76,6 @@ int port_uart_read(void) {
      * the broken frame then fails its CRC and is reported */
     if (sr & USART_SR_ORE) (void)USART1_DR;
     return -1;
-}
-
-/* ----------------------------------------------------------------------------
- * Time base: SysTick at the core clock, 24 bits, extended to 64 bits by
- * counting wraps in its interrupt.
- *
- * After a restart (a write to CVR, which clears it) the counter reads 0, then
- * reloads RVR = period - 1 on the next tick and counts down; reaching 0
- * again, one full period later, pends the SysTick exception. So the ticks
- * since the restart are wraps * period + ((period - CVR) mod period), where
- * wraps must include a wrap whose interrupt is pending but not yet taken.
- *
- * The period is 2^24 ticks, except while INA samples stream: then it is the
- * sample period, and the wrap interrupt takes a sample as well. Both start
- * at a re-base, so the interrupts fall at the same instructions of identical
- * repetitions. */
-
-#define SYST_PERIOD (1u << 24)
-
-static volatile uint32_t systick_wraps; /* wraps since the last restart */
-static uint64_t tick_base;               /* ticks before the last restart */
-static uint32_t syst_period = SYST_PERIOD;
-static volatile int sampling;            /* the wrap interrupt samples the INA */
-static uint32_t sample_period;           /* ticks, armed by port_sampler_start; 0 = off */
-
-void SysTick_Handler(void) {
-    systick_wraps++;
-    if (sampling) tp_power_sample_isr();
-}
-
-/* Caller masks interrupts. */
-static uint64_t ticks_locked(void) {
-    uint32_t wraps = systick_wraps;
-    uint32_t cvr = SYST_CVR;
-    if (SCB_ICSR & ICSR_PENDSTSET) {
-        /* A wrap happened, before or just after the CVR read: re-read so the
-         * count certainly belongs to the new period. */
-        wraps++;
-        cvr = SYST_CVR;
-    }
-    uint32_t in_period = cvr == 0 ? 0 : syst_period - cvr;
-    return tick_base + (uint64_t)wraps * syst_period + in_period;
-}
-
-uint64_t port_ticks(void) {
-    uint32_t primask = irq_save();
-    uint64_t t = ticks_locked();
-    irq_restore(primask);
-    return t;
-}
-
-/* Folds the elapsed ticks into the base and restarts SysTick with `period`. */
-static void restart_locked(uint32_t period) {
-    tick_base = ticks_locked();
-    syst_period = period;
-    SYST_RVR = period - 1u;
-    SYST_CVR = 0;                /* restart the period: wraps now fall at fixed offsets */
-    SCB_ICSR = ICSR_PENDSTCLR;   /* a wrap pending from before is already in tick_base */
-    systick_wraps = 0;
-}
-
-void port_timer_rebase(void) {
-    uint32_t primask = irq_save();
-    restart_locked(sample_period != 0 ? sample_period : SYST_PERIOD);
-    if (sample_period != 0) {
-        if (on_qemu) ina226_standin_sync();
-        sampling = 1;
-    }
-    irq_restore(primask);
-}
-
-int port_sampler_start(uint32_t period_us) {
-    uint32_t min_us = on_qemu ? SAMPLE_MIN_US_EMULATED : SAMPLE_MIN_US_I2C;
-    uint64_t ticks = (uint64_t)period_us * (CORE_HZ / 1000000u);
-    if (period_us < min_us || ticks > SYST_PERIOD) return -1;
-    sample_period = (uint32_t)ticks;
-    return 0;
-}
-
-void port_sampler_stop(void) {
-    uint32_t primask = irq_save();
-    sampling = 0;
-    sample_period = 0;
-    restart_locked(SYST_PERIOD);
-    irq_restore(primask);
-}
-
-static void timer_init(void) {
-    SYST_CSR = 0;
-    SYST_RVR = SYST_PERIOD - 1u;
-    SYST_CVR = 0;
-    SCB_ICSR = ICSR_PENDSTCLR;
-    systick_wraps = 0;
-    tick_base = 0;
-    SYST_CSR = SYST_CSR_CLKSOURCE | SYST_CSR_TICKINT | SYST_CSR_ENABLE;
-}
-
-/* ----------------------------------------------------------------------------
- * Stack use, by painting: startup fills the free stack with STACK_PAINT and
- * the deepest overwritten word marks the peak. */
-
-uint32_t port_stack_peak(void) {
-    const uint32_t *p = (const uint32_t *)(void *)__stack_bottom;
-    const uint32_t *top = (const uint32_t *)(void *)__stack_top;
-    while (p < top && *p == STACK_PAINT) p++;
-    return (uint32_t)((uintptr_t)top - (uintptr_t)p);
-}
-
-void port_stack_reset_peak(void) {
-    /* everything below the current SP is free; an interrupt taken meanwhile
-     * may leave its frame unpainted, which is stack it really uses */
-    uint32_t *sp = (uint32_t *)read_sp();
-    for (uint32_t *p = (uint32_t *)(void *)__stack_bottom; p < sp;) *p++ = STACK_PAINT;
 }
 
 /* ----------------------------------------------------------------------------
@@ -288,25 +166,16 @@ void port_init(void) {
     /* startup enabled the UART already; a second enable would rewrite BRR
      * under a running receiver */
     if ((USART1_CR1 & USART_CR1_UE) == 0) port_uart_enable();
-    timer_init();
     on_qemu = RCC_CR == 0;
+    systick_init(CORE_HZ, on_qemu ? SAMPLE_MIN_US_EMULATED : SAMPLE_MIN_US_I2C, on_qemu);
     sync_init();
 
-    info.board = "stm32f405";
-    info.clock_hz = CORE_HZ;
-    info.timer_hz = CORE_HZ;
-    info.timer_bits = 24;
-    info.ram_total_bytes = (uint32_t)(__ram_end - __ram_start);
-    info.flash_total_bytes = (uint32_t)(uintptr_t)__flash_total_bytes;
-    info.static_ram_bytes =
-        (uint32_t)((__data_end - __data_start) + (__bss_end - __bss_start));
-    info.arena = __arena_start;
-    info.arena_bytes = (uint32_t)(__arena_end - __arena_start);
-    info.stack_total_bytes = (uint32_t)(__stack_top - __stack_bottom);
-    info.model = __model_start;
-    info.model_addr = (uint32_t)(uintptr_t)__model_start;
-    info.model_region_bytes = (uint32_t)(__model_end - __model_start);
-    info.caps = TP_CAP_TEMP_SENSOR | TP_CAP_SYNC_PIN | (on_qemu ? TP_CAP_EMULATOR : 0u);
+    PortInfo *info = port_info_from_linker();
+    info->board = "stm32f405";
+    info->clock_hz = CORE_HZ;
+    info->timer_hz = CORE_HZ;
+    info->timer_bits = 24;
+    info->caps = TP_CAP_TEMP_SENSOR | TP_CAP_SYNC_PIN | (on_qemu ? TP_CAP_EMULATOR : 0u);
 
     if (on_qemu) {
         ina226_standin_init(&standin_board);
@@ -314,5 +183,3 @@ void port_init(void) {
         i2c1_init();
     }
 }
-
-const PortInfo *port_info(void) { return &info; }

@@ -4,13 +4,12 @@
  * variable until they are set up, and no float until the FPU is on. */
 #include <stdint.h>
 
+#include "port_common.h"
 #include "stm32f4.h"
 
-/* Linker script symbols (their addresses are the values). */
-extern uint32_t __stack_top, __stack_bottom;
-extern uint32_t __data_start, __data_end, __data_load, __bss_start, __bss_end;
+/* Linker script symbol (its address is the value). */
+extern uint32_t __stack_top;
 
-int main(void);
 void Reset_Handler(void);
 void SysTick_Handler(void);
 
@@ -60,16 +59,8 @@ void Reset_Handler(void) {
      *    disabled, so enable it before the slow model CRC. */
     port_uart_enable();
 
-    /* 3. C runtime: .data from flash, .bss zeroed. */
-    uint32_t *src = &__data_load;
-    for (uint32_t *dst = &__data_start; dst < &__data_end;) *dst++ = *src++;
-    for (uint32_t *dst = &__bss_start; dst < &__bss_end;) *dst++ = 0;
-
-    /* 4. Paint the free stack so the deepest use can be measured later. */
-    uint32_t *sp = (uint32_t *)read_sp();
-    for (uint32_t *p = &__stack_bottom; p < sp;) *p++ = STACK_PAINT;
-
-    main();
+    /* 3. C runtime (.data, .bss), stack paint, main (ports/common). */
+    port_crt_start();
     for (;;) {
     }
 }

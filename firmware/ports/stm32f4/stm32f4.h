@@ -1,27 +1,14 @@
-/* The handful of STM32F405 / Cortex-M4 registers this port touches, named
- * after the reference manual (RM0090) and the ARMv7-M ARM. No vendor headers:
- * the port needs too few registers to justify CMSIS. */
+/* The handful of STM32F405 registers this port touches, named after the
+ * reference manual (RM0090); the Cortex-M4 core's are in
+ * ports/common/cortex_m.h. No vendor headers: the port needs too few
+ * registers to justify CMSIS. */
 #ifndef TP_STM32F4_H
 #define TP_STM32F4_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define REG32(addr) (*(volatile uint32_t *)(addr))
-
-/* System control block */
-#define SCB_ICSR REG32(0xE000ED04u)    /* interrupt control and state */
-#define SCB_CPACR REG32(0xE000ED88u)   /* coprocessor access (FPU enable) */
-#define ICSR_PENDSTSET (1u << 26)      /* SysTick exception pending */
-#define ICSR_PENDSTCLR (1u << 25)
-
-/* SysTick */
-#define SYST_CSR REG32(0xE000E010u)
-#define SYST_RVR REG32(0xE000E014u)
-#define SYST_CVR REG32(0xE000E018u)
-#define SYST_CSR_ENABLE (1u << 0)
-#define SYST_CSR_TICKINT (1u << 1)
-#define SYST_CSR_CLKSOURCE (1u << 2)   /* 1 = processor clock */
+#include "cortex_m.h"
 
 /* RCC: peripheral clock enables (see port.c on the clock tree), and CR,
  * whose HSION/HSIRDY bits are set on every real STM32F4 but read 0 under
@@ -105,26 +92,6 @@
 #define USART_CR1_RE (1u << 2)
 #define USART_CR1_TE (1u << 3)
 #define USART_CR1_UE (1u << 13)
-
-static inline uint32_t irq_save(void) {
-    uint32_t primask;
-    __asm volatile("mrs %0, primask\n\tcpsid i" : "=r"(primask)::"memory");
-    return primask;
-}
-
-static inline void irq_restore(uint32_t primask) {
-    __asm volatile("msr primask, %0" ::"r"(primask) : "memory");
-}
-
-static inline uintptr_t read_sp(void) {
-    uintptr_t sp;
-    __asm volatile("mov %0, sp" : "=r"(sp));
-    return sp;
-}
-
-/* Free stack is filled with this word; port_stack_peak() looks for the
- * deepest word that no longer holds it. */
-#define STACK_PAINT 0xA5A5A5A5u
 
 /* Port functions the startup code calls before C state exists. */
 void port_uart_enable(void);
