@@ -105,7 +105,7 @@ def pqm4(shared: Path, work: Path) -> list[AnchorResult]:
             name=f"ml-kem-512 m4fspeed {name}", predicted_cycles=s.cycles, ipc1_cycles=s.instructions,
             source=PQM4_SOURCE, model=f"{cortex_m4.NAME}/{cortex_m4.VERSION} (zero wait states)",
             published_cycles=published, error_percent=round(100 * (s.cycles / published - 1), 2), self_check=check,
-        ))  # fmt: skip
+        ))
     return results
 
 
@@ -148,7 +148,7 @@ def coremark(shared: Path, work: Path) -> list[AnchorResult]:
             published_coremark_per_mhz=round(published, 3), predicted_coremark_per_mhz=round(predicted, 3),
             ipc1_coremark_per_mhz=round(COREMARK_ITERATIONS * 1e6 / s.instructions, 3),
             error_percent=round(100 * (predicted / published - 1), 2), self_check=check,
-        ))  # fmt: skip
+        ))
     return results
 
 

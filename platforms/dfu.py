@@ -71,7 +71,7 @@ STATUS_TEXT = {
     0x04: "errERASE (erase failed)", 0x05: "errCHECK_ERASED", 0x06: "errPROG (program failed)",
     0x07: "errVERIFY", 0x08: "errADDRESS (address out of range)", 0x09: "errNOTDONE", 0x0A: "errFIRMWARE",
     0x0B: "errVENDOR (read protection active?)", 0x0E: "errUNKNOWN", 0x0F: "errSTALLEDPKT",
-}  # fmt: skip
+}
 
 
 class UsbDevice(Protocol):
@@ -173,7 +173,7 @@ class DfuSe:
         langids = bytes(self.device.ctrl_transfer(STD_IN_DEVICE, GET_DESCRIPTOR, 0x0300, 0, 255, TIMEOUT_MS))
         langid = struct.unpack_from("<H", langids, 2)[0] if len(langids) >= 4 else 0x0409
         raw = bytes(self.device.ctrl_transfer(STD_IN_DEVICE, GET_DESCRIPTOR, 0x0300 | index, langid, 255,
-                                              TIMEOUT_MS))  # fmt: skip
+                                              TIMEOUT_MS))
         return raw[2 : raw[0]].decode("utf-16-le")
 
     # -- requests -----------------------------------------------------------

@@ -81,7 +81,7 @@ class Esp32Adapter(PlatformAdapter):
             )
         digest = hashlib.sha256()
         for path in sorted(p for root in (FIRMWARE_DIR / "core", port_dir) for p in root.rglob("*")
-                           if p.is_file() and "build" not in p.relative_to(root).parts[:1]):  # fmt: skip
+                           if p.is_file() and "build" not in p.relative_to(root).parts[:1]):
             digest.update(str(path.relative_to(FIRMWARE_DIR)).encode() + b"\0" + path.read_bytes())
         firmware_id = f"{port}-{board.flash_target}-{digest.hexdigest()[:12]}"
         build = cache_dir() / firmware_id
@@ -91,7 +91,7 @@ class Esp32Adapter(PlatformAdapter):
                 [idf, "-C", str(port_dir), "-B", str(build), f"-DIDF_TARGET={board.flash_target}",
                  f"-DFIRMWARE_ID={firmware_id}", "build"],
                 capture_output=True, text=True, check=False,
-            )  # fmt: skip
+            )
             if result.returncode != 0:
                 tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
                 raise PlatformError(f"idf.py build of {board.name} failed: {tail[0]}; run idf.py build in "
@@ -107,7 +107,7 @@ class Esp32Adapter(PlatformAdapter):
         if args_file.is_file():  # an ESP-IDF build: bootloader, partition table, app
             flash_files = json.loads(args_file.read_text())["flash_files"]
             images = [FlashImage(Path(name).stem, int(offset, 16), (build / name).read_bytes())
-                      for offset, name in sorted(flash_files.items(), key=lambda kv: int(kv[0], 16))]  # fmt: skip
+                      for offset, name in sorted(flash_files.items(), key=lambda kv: int(kv[0], 16))]
             table = next((i for i in images if "partition" in i.name), None)
             found = partition_offset(table.data, board.model_partition or "model") if table else None
             if found:

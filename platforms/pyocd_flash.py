@@ -30,14 +30,14 @@ def _target_args(target: str, probe: str | None) -> list[str]:
 def flash_elf_args(target: str, probe: str | None, elf: Path, reset: bool) -> list[str]:
     """`pyocd flash` for an ELF (the addresses are in the file)."""
     return ["flash", "-v", *_target_args(target, probe), "-O", "smart_flash=true",
-            *([] if reset else ["--no-reset"]), str(elf)]  # fmt: skip
+            *([] if reset else ["--no-reset"]), str(elf)]
 
 
 def flash_bin_args(target: str, probe: str | None, path: Path, address: int, reset: bool) -> list[str]:
     """`pyocd flash --base-address` for a raw binary such as the model."""
     return ["flash", "-v", *_target_args(target, probe), "-O", "smart_flash=true",
             "--base-address", f"0x{address:08x}", "--format", "bin",
-            *([] if reset else ["--no-reset"]), str(path)]  # fmt: skip
+            *([] if reset else ["--no-reset"]), str(path)]
 
 
 def reset_args(target: str, probe: str | None) -> list[str]:
