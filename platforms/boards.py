@@ -34,6 +34,9 @@ KB = 1024
 MB = 1024 * 1024
 
 
+DEFAULT_BAUD = 115200  # every profiler firmware's UART speed unless its row says otherwise
+
+
 @dataclass(frozen=True)
 class BoardProfile:
     """Facts of one board; the session and sinks read these, never board names.
@@ -51,7 +54,7 @@ class BoardProfile:
     model_addr: int
     model_region_bytes: int
     firmware_port: str | None  # a directory of firmware/ports, or None with `no_port_reason`
-    baud: int = 115200
+    baud: int = DEFAULT_BAUD
     reset_method: str = "probe"  # probe | dtr-rts | usb-jtag | manual | none (emulator only)
     flasher: str = ""  # the family adapter's default flasher for this board
     no_port_reason: str = ""

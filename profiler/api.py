@@ -166,7 +166,7 @@ def plan_run(options: RunOptions, sinks: Callable[[Path], list[Sink]] | None = N
                           "pass the prompt as UTF-8") from None
     deadlines = _deadlines(options)
     placement = place(options.device, port=options.port, emulate=options.emulate, bench=options.board,
-                      hardware_map=options.hardware_map, flasher=options.flasher)
+                      hardware_map=options.hardware_map, flasher=options.flasher, hello_s=deadlines.hello_s)
     board, adapter, emulate, port = placement.board, placement.adapter, placement.emulate, placement.port
     path = resolve_model_path(options.model)
     model, handle = open_model(path)

@@ -94,9 +94,10 @@ class Outcome:
 
 
 def _run(proxy: FaultProxy, out: Path, hello_s: float = HELLO_TIMEOUT_S, frame_s: float = FRAME_TIMEOUT_S,
-         tokens: int = TOKENS, extra: tuple[str, ...] = ()) -> Outcome:
+         tokens: int = TOKENS, extra: tuple[str, ...] = (),
+         device: tuple[str, ...] = ("--device", "stm32")) -> Outcome:
     started = time.monotonic()
-    result = subprocess.run([*CLI, "run", "--device", "stm32", "--port", proxy.url, "--no-flash", "--model", "demo",
+    result = subprocess.run([*CLI, "run", *device, "--port", proxy.url, "--no-flash", "--model", "demo",
                              "--tokens", str(tokens), "--repeat", str(REPEAT), "--warmup", str(WARMUP),
                              "--hello-timeout", str(hello_s), "--frame-timeout", str(frame_s), "--out", str(out),
                              *extra],
@@ -130,8 +131,9 @@ def _check_failed(outcome: Outcome, code: int, kind: str, proxy: FaultProxy) -> 
 def test_rom_banner_and_random_bytes_before_hello_still_give_a_valid_run(board: Board, tmp_path: Path) -> None:
     noise = bytes(random.Random(7).randrange(256) for _ in range(500))
     with FaultProxy(board.port, Faults(preamble=ESP32_ROM_BANNER + noise)) as proxy:
-        outcome = _run(proxy, tmp_path)
+        outcome = _run(proxy, tmp_path, device=())  # no --device: the board names itself in its HELLO
     assert outcome.code == 0, outcome.stderr
+    assert outcome.records[0]["device"] == "stm32f405"
     summary = outcome.records[-1]
     assert summary["status"] == "ok" and summary["valid"] and summary["reference_match"]
     assert summary["frames_corrupt"] == summary["frames_lost"] == 0  # the banner is boot noise, not frames

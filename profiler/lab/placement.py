@@ -23,10 +23,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from platforms.base import FlashOptions, PlatformAdapter, adapter_for
-from platforms.boards import BoardProfile, resolve_board
+from platforms.boards import DEFAULT_BAUD, BoardProfile, resolve_board
 from profiler import discovery
 from profiler import hardware_map as hwmap
 from profiler.errors import ConfigError, LinkError
+from profiler.lab.lock import BoardLock
+from profiler.link.identify import ask_hello
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,16 @@ class Placement:
 
 def place(device: str | None, *, port: str | None = None, emulate: bool | None = None,
           bench: str | None = None, hardware_map: Path | None = None, flasher: str | None = None,
-          discover: Callable[[], tuple[list[discovery.Device], list[str]]] = discovery.discover) -> Placement:
+          discover: Callable[[], tuple[list[discovery.Device], list[str]]] = discovery.discover,
+          hello_s: float = 20.0) -> Placement:
     """Resolve device, board entry, emulation and port; raise one ConfigError/LinkError when it cannot."""
     entry = hwmap.load(hardware_map).board(bench) if bench else None
     if entry is not None and device is not None and resolve_board(device) != resolve_board(entry.device):
         raise ConfigError(f"--device {device} contradicts board {entry.name} ({entry.device}) in the hardware map; "
                           "drop --device")
     name = device or (entry.device if entry else None)
+    if name is None and port is not None:
+        name = _board_on(check_port(port), hello_s)
     if name is None:
         raise ConfigError("say which board: --device NAME (e.g. stm32, esp32c3) or --board NAME from the hardware map")
     board = resolve_board(name)
@@ -76,6 +81,18 @@ def place(device: str | None, *, port: str | None = None, emulate: bool | None =
                             f"{_saw(devices)}; plug it in or fix usb_serial in {hardware_map or 'the hardware map'}")
         return Placement(board, adapter, False, check_port(str(found[0].port)), "hardware map")
     return _discovered(board, adapter, devices)
+
+
+def _board_on(port: str, hello_s: float) -> str:
+    """The board name a running profiler firmware gives in its HELLO, under the board's lock while asking."""
+    with BoardLock.acquire(port):  # never ask a board another profiler is running
+        hello = ask_hello(port, DEFAULT_BAUD, hello_s)
+    try:
+        resolve_board(hello.board)
+    except ConfigError:
+        raise ConfigError(f"the board on {port} calls itself {hello.board!r}, which is no known device; "
+                          "pass --device NAME") from None
+    return hello.board
 
 
 def _saw(devices: Sequence[discovery.Device]) -> str:
