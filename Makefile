@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := make gcc qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi prometheus prometheus-pushgateway prometheus-alertmanager qemu-system-misc gcc-riscv64-unknown-elf ser2net clang libclang-rt-14-dev chromium
-DEMO_ARGS ?= --device stm32 --emulate --model demo --tokens 32 --repeat 5 --warmup 1
+DEMO_ARGS ?= --device stm32 --emulate --model demo --tokens 32 --repeat 5 --warmup 1 --predict
 
 COMPOSE := docker compose -f monitoring/docker-compose.monitoring.yml
 
