@@ -6,7 +6,6 @@ one line and exits with its class's code; `--traceback` shows the stack.
 
 from __future__ import annotations
 
-import errno
 import json
 import signal
 import sys
@@ -19,7 +18,7 @@ from rich.console import Console
 
 from profiler import __version__
 from profiler.errors import ConfigError, InternalError, PlatformError, ProfilerError, Stopped, interruption
-from profiler.outputs import check_directory, check_file, results_error
+from profiler.outputs import caused_by_environment, check_directory, check_file, results_error
 
 
 class _ExitCodes(typer.core.TyperGroup):
@@ -57,16 +56,12 @@ def exit_code(error: BaseException) -> int | None:
         return _report(error)
     if isinstance(error, typer.TyperException | typer.Exit | typer.Abort | SystemExit):
         return None  # usage errors and exits keep click's own message and code
-    if isinstance(error, OSError) and error.errno in _ENVIRONMENT_ERRNOS and error.filename is not None:
+    if isinstance(error, OSError) and caused_by_environment(error):
         # A file the user named, or a disk that filled, not a bug: say which file and why.
         return _report(results_error(Path(error.filename), error))
     if isinstance(error, Exception):  # a bug: still one line unless --traceback
         return _report(_internal(error))
     return None
-
-
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
-                       errno.EISDIR}
 
 
 def _internal(error: Exception) -> InternalError:

@@ -19,19 +19,26 @@ from profiler.errors import ResultsError
 MIN_FREE_BYTES = 1 << 20
 
 
+# Causes a user (or a full disk) brings about, in the user's words; any other OSError is ours to explain.
+_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.EISDIR: "it is a directory",
+}
+
+
 def why(exc: OSError) -> str:
     """A short cause in the user's words."""
-    reasons = {
-        errno.ENOSPC: "no space left on the device",
-        errno.EDQUOT: "the disk quota is used up",
-        errno.EROFS: "the file system is read-only",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.ENOTDIR: "a part of the path is a file, not a directory",
-        errno.EISDIR: "it is a directory",
-        errno.EEXIST: "a part of the path is a file, not a directory",
-    }
-    return reasons.get(exc.errno or 0, exc.strerror or str(exc))
+    return _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+
+
+def caused_by_environment(exc: OSError) -> bool:
+    """A named file the user chose, or a disk that filled: not a bug of ours."""
+    return exc.errno in _REASONS and exc.filename is not None
 
 
 def results_error(path: Path, exc: OSError, option: str | None = None) -> ResultsError:
@@ -55,7 +62,7 @@ def check_directory(path: Path, option: str, named: Path | None = None, create: 
         while not create and not probe_dir.exists() and probe_dir != probe_dir.parent:
             probe_dir = probe_dir.parent
         if not probe_dir.is_dir():
-            raise FileExistsError(errno.EEXIST, "exists and is not a directory", str(probe_dir))
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(probe_dir))
         with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".tiny-profiler-probe-") as probe:
             probe.write(b"probe\n")
             probe.flush()
