@@ -94,6 +94,7 @@ class TokenEnergySeries:
     repetition: int
     token_s: list[float] = field(default_factory=list)  # device seconds since the repetition's prefill start
     energy_mj: list[float | None] = field(default_factory=list)
+    mj_per_token: float | None = None  # the repetition record's energy per decoded token
     prefill_s: tuple[float, float] = (0.0, 0.0)
     decode_s: tuple[float, float] = (0.0, 0.0)
     power_s: list[float] = field(default_factory=list)
@@ -129,6 +130,8 @@ def energy_series(session: SessionFile, repetition: int | None = None) -> TokenE
     series = TokenEnergySeries(rep)
     series.token_s = [(t["ticks"] - origin) / timer_hz for t in tokens]
     series.energy_mj = [t.get("energy_mj") for t in tokens]
+    record = next((r for r in session.measured_repetitions() if r.get("repetition") == rep), {})
+    series.mj_per_token = record.get("energy_mj_per_token")
     series.prefill_s = _phase_span(prefill, origin, timer_hz)
     series.decode_s = _phase_span(_phase(session, "decode", rep), origin, timer_hz)
     for sample in session.of_type("sample"):
