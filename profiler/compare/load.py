@@ -14,7 +14,6 @@ configurations are never pooled.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,12 +229,3 @@ def _short(name: str, value: Any) -> str:
         return f"{name} {str(value)[:16]}"
     return str(value)
 
-
-def unique_labels(columns: Sequence[Column]) -> None:
-    """Make column labels unique in place (`a`, `a#2`, ...), keeping the first as it is."""
-    seen: dict[str, int] = {}
-    for column in columns:
-        count = seen.get(column.label, 0) + 1
-        seen[column.label] = count
-        if count > 1:
-            column.label = f"{column.label}#{count}"

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from profiler.compare.load import GROUP_FIELDS, Column, Excluded, load_columns
@@ -139,7 +138,7 @@ def _pct(value: float) -> str:
 
 
 def _verdict(metric: Metric, column: Column, base: Column, values: dict[tuple[str, str], list[float]],
-             threshold: float, alpha: float) -> Verdict | None:
+             stats: pd.DataFrame, threshold: float, alpha: float) -> Verdict | None:
     ours, theirs = values.get((metric.key, column.label), []), values.get((metric.key, base.label), [])
     if not ours and not theirs:
         return None
@@ -147,7 +146,8 @@ def _verdict(metric: Metric, column: Column, base: Column, values: dict[tuple[st
         where = column.label if not ours else base.label
         return Verdict(metric, column.label, base.label, None, None, None, False, False, False,
                        f"absent in {where}: not compared")
-    base_median, median = float(np.median(theirs)), float(np.median(ours))
+    base_median = float(stats.at[(metric.key, base.label), "median"])
+    median = float(stats.at[(metric.key, column.label), "median"])
     unchanged = abs(median - base_median) <= UNCHANGED_RELATIVE * max(abs(base_median), abs(median))
     delta = 0.0 if unchanged else (median - base_median) / base_median if base_median != 0 else None
     worse = not unchanged and ((median < base_median) if metric.higher_is_better else (median > base_median))
@@ -231,6 +231,7 @@ def compare_runs(runs: Sequence[Path], baseline: Path | None = None, threshold: 
     columns.sort(key=lambda c: (order[c.group], not c.baseline))
     samples = _samples(columns)
     values = {key: group.tolist() for key, group in samples.groupby(["metric", "column"], sort=False)["value"]}
+    stats = _stats(samples)
     baselines = [c for c in columns if c.baseline]
     verdicts = []
     not_comparable: dict[str, str] = {}
@@ -240,6 +241,6 @@ def compare_runs(runs: Sequence[Path], baseline: Path | None = None, threshold: 
             if not column.baseline:
                 not_comparable[column.label] = _not_comparable(column, baselines)
             continue
-        verdicts += [v for m in METRICS if (v := _verdict(m, column, base, values, threshold, alpha))]
-    return Comparison(columns, excluded, samples, _stats(samples), verdicts, threshold, alpha, warnings, unchecked,
+        verdicts += [v for m in METRICS if (v := _verdict(m, column, base, values, stats, threshold, alpha))]
+    return Comparison(columns, excluded, samples, stats, verdicts, threshold, alpha, warnings, unchecked,
                       title, not_comparable)

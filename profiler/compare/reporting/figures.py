@@ -125,9 +125,10 @@ def _energy_panel(ax: Axes, column: Column, color: str) -> bool:
         if mj is not None:  # the first token's bar is its prefill: hatched, so it reads as another kind of cost
             ax.bar(start * 1e3, mj, width=(end - start) * 1e3, align="edge", color=color, alpha=0.45 if i == 0
                    else 0.8, hatch="//" if i == 0 else None, edgecolor="white", linewidth=0.5)
-    decode = [mj for mj in series.energy_mj[1:] if mj is not None]
     first = series.energy_mj[0]
-    summary = f"decode: {np.mean(decode):.3f} mJ per token (mean of {len(decode)})" if decode else "decode: -"
+    decode = series.mj_per_token
+    summary = "decode: -" if decode is None else \
+        f"decode: {decode:.3f} mJ per token (over {len(series.energy_mj) - 1})"
     if first is not None:
         summary += f"; first token (prefill) {first:.3f} mJ"
     ax.set_title(f"{column.label}, repetition {series.repetition}: {summary}", fontsize=9)

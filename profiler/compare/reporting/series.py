@@ -94,18 +94,23 @@ class TokenEnergySeries:
     repetition: int
     token_s: list[float] = field(default_factory=list)  # device seconds since the repetition's prefill start
     energy_mj: list[float | None] = field(default_factory=list)
+    mj_per_token: float | None = None  # the repetition record's energy per decoded token
     prefill_s: tuple[float, float] = (0.0, 0.0)
     decode_s: tuple[float, float] = (0.0, 0.0)
     power_s: list[float] = field(default_factory=list)
     power_mw: list[float] = field(default_factory=list)
 
 
-def _phase_span(session: SessionFile, name: str, rep: int, origin: int, timer_hz: float) -> tuple[float, float]:
-    for phase in session.of_type("phase"):
-        if phase.get("name") == name and phase.get("repetition") == rep and not phase.get("warmup"):
-            start, end = phase.get("start_ticks"), phase.get("end_ticks")
-            if isinstance(start, int) and isinstance(end, int):
-                return ((start - origin) / timer_hz, (end - origin) / timer_hz)
+def _phase(session: SessionFile, name: str, rep: int) -> dict[str, Any] | None:
+    """The measured repetition's phase record of that name, if the session has one."""
+    return next((p for p in session.of_type("phase") if p.get("name") == name and p.get("repetition") == rep
+                 and not p.get("warmup")), None)
+
+
+def _phase_span(phase: dict[str, Any] | None, origin: int, timer_hz: float) -> tuple[float, float]:
+    start, end = (phase.get("start_ticks"), phase.get("end_ticks")) if phase else (None, None)
+    if isinstance(start, int) and isinstance(end, int):
+        return ((start - origin) / timer_hz, (end - origin) / timer_hz)
     return (0.0, 0.0)
 
 
@@ -119,15 +124,16 @@ def energy_series(session: SessionFile, repetition: int | None = None) -> TokenE
     tokens = by_rep.get(rep, [])
     if not any(isinstance(t.get("energy_mj"), (int, float)) for t in tokens):
         return None
-    prefill = next((p for p in session.of_type("phase") if p.get("name") == "prefill"
-                    and p.get("repetition") == rep and not p.get("warmup")), None)
+    prefill = _phase(session, "prefill", rep)
     origin = int(prefill["start_ticks"]) if prefill and isinstance(prefill.get("start_ticks"), int) \
         else int(tokens[0]["ticks"])
     series = TokenEnergySeries(rep)
     series.token_s = [(t["ticks"] - origin) / timer_hz for t in tokens]
     series.energy_mj = [t.get("energy_mj") for t in tokens]
-    series.prefill_s = _phase_span(session, "prefill", rep, origin, timer_hz)
-    series.decode_s = _phase_span(session, "decode", rep, origin, timer_hz)
+    record = next((r for r in session.measured_repetitions() if r.get("repetition") == rep), {})
+    series.mj_per_token = record.get("energy_mj_per_token")
+    series.prefill_s = _phase_span(prefill, origin, timer_hz)
+    series.decode_s = _phase_span(_phase(session, "decode", rep), origin, timer_hz)
     for sample in session.of_type("sample"):
         if sample.get("kind") == "power" and sample.get("repetition") == rep and not sample.get("warmup"):
             value = (sample.get("values") or {}).get("power_mw")
