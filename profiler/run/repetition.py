@@ -28,12 +28,12 @@ from profiler.link.protocol import (
     run_payload,
     status_request_payload,
 )
-from profiler.link.transport import Backoff, Wait
+from profiler.link.transport import ASK_MAX_S, Backoff, Wait
 from profiler.measure import RepetitionEvents, summarise_repetition
 from profiler.power.telemetry import device_telemetry, over_temperature, with_telemetry
 from profiler.records import BoardResetRecord, PhaseRecord, SampleRecord, TokenRecord
 from profiler.run.checks import Checks
-from profiler.run.handshake import ASK_MAX_S, STATUS_AFTER_S
+from profiler.run.handshake import STATUS_AFTER_S
 
 
 class Repetitions(Checks):
