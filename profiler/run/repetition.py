@@ -73,7 +73,6 @@ class Repetitions(Checks):
         run = run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens),
                           flags=flags, sample_period_us=period_us)
         link.send(MsgType.RUN, run)
-        prev = s.prompt_tokens[-1]
         held: list[TokenRecord] = []
         # Byte-fallback tokens can split one UTF-8 character across tokens.
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -137,8 +136,8 @@ class Repetitions(Checks):
                         self._phase_name = "decode"
                 elif isinstance(event, Token):
                     self._check_token(event)
+                    prev = events.tokens[-1].token_id if events.tokens else s.prompt_tokens[-1]
                     text = utf8.decode(self.model.token_bytes(prev, event.token_id))
-                    prev = event.token_id
                     events.tokens.append(event)
                     events.texts.append(text)
                     token = TokenRecord(
