@@ -9,9 +9,7 @@ each request, HELLO_REQ again with backoff, boot text and noise skipped, one abs
 from __future__ import annotations
 
 from profiler.link.protocol import Boot, Hello, MsgType
-from profiler.link.transport import Backoff, SerialLink, Wait, open_serial
-
-ASK_MAX_S = 1.0
+from profiler.link.transport import ASK_MAX_S, Backoff, SerialLink, Wait, open_serial
 
 
 def ask_hello(url: str, baud: int, seconds: float) -> Hello:

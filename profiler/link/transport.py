@@ -22,6 +22,8 @@ from profiler.link.protocol import Event, FrameDecoder, MsgType, encode_frame, p
 
 _READ_CHUNK = 4096
 _POLL_S = 0.05
+# The longest interval between two requests to a board that does not answer (docs/protocol.md, "Asking again").
+ASK_MAX_S = 1.0
 
 
 def open_serial(url: str, baudrate: int, connect_timeout_s: float = 0.0) -> serial.SerialBase:

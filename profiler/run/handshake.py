@@ -20,14 +20,12 @@ from profiler.link.protocol import (
     MsgType,
     check_hello,
 )
-from profiler.link.transport import Backoff, SerialLink, Wait, open_serial
+from profiler.link.transport import ASK_MAX_S, Backoff, SerialLink, Wait, open_serial
 from profiler.records import BoardResetRecord
 from profiler.run.state import SessionState
 
-# Asking again (docs/protocol.md, "Asking again"): the longest interval between two requests, and how long
-# the line may be quiet before STATUS_REQ where the board owes a frame it sends at once (a RUN's first
-# frame; MEM and DONE after the last token).
-ASK_MAX_S = 1.0
+# Asking again (docs/protocol.md, "Asking again"): how long the line may be quiet before STATUS_REQ where the
+# board owes a frame it sends at once (a RUN's first frame; MEM and DONE after the last token).
 STATUS_AFTER_S = 0.25
 
 

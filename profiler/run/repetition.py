@@ -28,12 +28,12 @@ from profiler.link.protocol import (
     run_payload,
     status_request_payload,
 )
-from profiler.link.transport import Backoff, Wait
+from profiler.link.transport import ASK_MAX_S, Backoff, Wait
 from profiler.measure import RepetitionEvents, summarise_repetition
 from profiler.power.telemetry import device_telemetry, over_temperature, with_telemetry
 from profiler.records import BoardResetRecord, PhaseRecord, SampleRecord, TokenRecord
 from profiler.run.checks import Checks
-from profiler.run.handshake import ASK_MAX_S, STATUS_AFTER_S
+from profiler.run.handshake import STATUS_AFTER_S
 
 
 class Repetitions(Checks):
@@ -73,7 +73,6 @@ class Repetitions(Checks):
         run = run_payload(wire_rep, s.tokens, s.temperature, s.seed, list(s.prompt_tokens),
                           flags=flags, sample_period_us=period_us)
         link.send(MsgType.RUN, run)
-        prev = s.prompt_tokens[-1]
         held: list[TokenRecord] = []
         # Byte-fallback tokens can split one UTF-8 character across tokens.
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -137,8 +136,8 @@ class Repetitions(Checks):
                         self._phase_name = "decode"
                 elif isinstance(event, Token):
                     self._check_token(event)
+                    prev = events.tokens[-1].token_id if events.tokens else s.prompt_tokens[-1]
                     text = utf8.decode(self.model.token_bytes(prev, event.token_id))
-                    prev = event.token_id
                     events.tokens.append(event)
                     events.texts.append(text)
                     token = TokenRecord(
