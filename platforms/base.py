@@ -22,7 +22,7 @@ from typing import ClassVar, TypeVar
 from platforms.boards import BoardProfile
 from platforms.flasher import Flasher, FlashOptions, flasher_class
 from platforms.images import FlashImage, FlashRegion, elf_flash_image, raw_image
-from profiler.emulator import QemuBoard
+from profiler.emulator import QemuBoard, QemuSpec
 from profiler.errors import ConfigError, PlatformError
 from profiler.firmware import FirmwareImage, ensure_firmware
 
@@ -66,6 +66,11 @@ class PlatformAdapter(ABC):
 
     family: ClassVar[str]
     flashers: ClassVar[tuple[str, ...]] = ()  # names of registered flashers (platforms/flasher.py)
+    # The QEMU system emulator a row with a `qemu_machine` runs on: the ELF through -kernel, the model
+    # loaded where flashing puts it. None: the family emulates its own way, or not at all.
+    qemu_binary: ClassVar[str | None] = None
+    qemu_package: ClassVar[str] = ""  # the Debian package that installs qemu_binary
+    qemu_extra_args: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: FlashOptions | None = None) -> None:
         self.options = options or FlashOptions()
@@ -119,7 +124,17 @@ class PlatformAdapter(ABC):
 
     def emulate(self, board: BoardProfile, firmware_elf: Path, model: Path) -> QemuBoard:
         """An emulated board with firmware and model loaded where flashing puts them."""
-        raise PlatformError(f"{board.name} has no emulator; {self.no_emulator_hint(board)}")
+        if board.qemu_machine is None or self.qemu_binary is None:
+            raise PlatformError(f"{board.name} has no emulator; {self.no_emulator_hint(board)}")
+        spec = QemuSpec(
+            binary=self.qemu_binary,
+            debian_package=self.qemu_package,
+            machine=board.qemu_machine,
+            kernel=firmware_elf,
+            loads=((model, board.model_addr),),
+            extra_args=self.qemu_extra_args,
+        )
+        return QemuBoard(spec)
 
     def open_link(self, board: BoardProfile, port: str) -> str:
         """The pyserial URL of the board's profiler UART (a device path is a URL too)."""

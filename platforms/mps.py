@@ -14,7 +14,6 @@ from typing import ClassVar
 
 from platforms.base import FlashReport, PlatformAdapter, register
 from platforms.boards import BoardProfile
-from profiler.emulator import QemuBoard, QemuSpec
 from profiler.errors import PlatformError
 
 
@@ -23,6 +22,9 @@ class MpsAdapter(PlatformAdapter):
     """Emulated Arm MPS2/MPS3 boards on qemu-system-arm."""
 
     family: ClassVar[str] = "mps"
+    # `qemu-system-arm -M <machine>`: the ELF through -kernel, the model where the board reads it.
+    qemu_binary: ClassVar[str | None] = "qemu-system-arm"
+    qemu_package: ClassVar[str] = "qemu-system-arm"
 
     def flash(self, board: BoardProfile, firmware_elf: Path, model: Path, port: str) -> FlashReport:
         raise PlatformError(f"{board.name} exists here only as a QEMU machine; run it with --emulate, "
@@ -30,16 +32,3 @@ class MpsAdapter(PlatformAdapter):
 
     def reset(self, board: BoardProfile, port: str) -> None:
         self.flash(board, Path(), Path(), port)
-
-    def emulate(self, board: BoardProfile, firmware_elf: Path, model: Path) -> QemuBoard:
-        """`qemu-system-arm -M <machine>`: the ELF through -kernel, the model where the board reads it."""
-        if board.qemu_machine is None:
-            return super().emulate(board, firmware_elf, model)
-        spec = QemuSpec(
-            binary="qemu-system-arm",
-            debian_package="qemu-system-arm",
-            machine=board.qemu_machine,
-            kernel=firmware_elf,
-            loads=((model, board.model_addr),),
-        )
-        return QemuBoard(spec)

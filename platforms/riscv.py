@@ -7,13 +7,10 @@ model at its flash address, with the skip rule described there.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 from platforms.base import PlatformAdapter, register
-from platforms.boards import BoardProfile
 from platforms.openocd import OpenOcdFlasher
-from profiler.emulator import QemuBoard, QemuSpec
 
 
 @register
@@ -23,16 +20,7 @@ class RiscvAdapter(PlatformAdapter):
     family: ClassVar[str] = "riscv"
     flashers: ClassVar[tuple[str, ...]] = (OpenOcdFlasher.name,)
 
-    def emulate(self, board: BoardProfile, firmware_elf: Path, model: Path) -> QemuBoard:
-        """`qemu-system-riscv32 -M virt -bios none`: the ELF loads into DRAM, the model into pflash0."""
-        if board.qemu_machine is None:
-            return super().emulate(board, firmware_elf, model)
-        spec = QemuSpec(
-            binary="qemu-system-riscv32",
-            debian_package="qemu-system-misc",
-            machine=board.qemu_machine,
-            kernel=firmware_elf,
-            loads=((model, board.model_addr),),
-            extra_args=("-bios", "none"),
-        )
-        return QemuBoard(spec)
+    # `qemu-system-riscv32 -M virt -bios none`: the ELF loads into DRAM, the model into pflash0.
+    qemu_binary: ClassVar[str | None] = "qemu-system-riscv32"
+    qemu_package: ClassVar[str] = "qemu-system-misc"
+    qemu_extra_args: ClassVar[tuple[str, ...]] = ("-bios", "none")

@@ -10,16 +10,13 @@ no probe is attached (platforms/dfu.py).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 from platforms.base import PlatformAdapter, register
-from platforms.boards import BoardProfile
 from platforms.dfu import DfuFlasher
 from platforms.openocd import OpenOcdFlasher
 from platforms.pyocd_flash import PyOcdFlasher
 from platforms.st_flash import StFlashFlasher
-from profiler.emulator import QemuBoard, QemuSpec
 
 
 @register
@@ -30,14 +27,5 @@ class Stm32Adapter(PlatformAdapter):
     flashers: ClassVar[tuple[str, ...]] = (PyOcdFlasher.name, OpenOcdFlasher.name, StFlashFlasher.name,
                                            DfuFlasher.name)
 
-    def emulate(self, board: BoardProfile, firmware_elf: Path, model: Path) -> QemuBoard:
-        if board.qemu_machine is None:
-            return super().emulate(board, firmware_elf, model)
-        spec = QemuSpec(
-            binary="qemu-system-arm",
-            debian_package="qemu-system-arm",
-            machine=board.qemu_machine,
-            kernel=firmware_elf,
-            loads=((model, board.model_addr),),
-        )
-        return QemuBoard(spec)
+    qemu_binary: ClassVar[str | None] = "qemu-system-arm"
+    qemu_package: ClassVar[str] = "qemu-system-arm"

@@ -37,6 +37,38 @@ static void rows_portable(float *out, const QVector *x, const QTensor *w, int r0
     }
 }
 
+/* One group of 32 for four rows: x's 32 bytes against each row's (two
+ * VMLADAVs a row), the four sums to floats, times the rows' scales (q4, a
+ * group on) and x's, added to q5. The body of rows4_gs32's and quads_gs32's
+ * group loops. */
+#define TP_Q8_GS32_GROUP                      \
+        "vldrb.u8 q0, [%[x]], #16\n\t"        \
+        "vldrb.u8 q1, [%[w0]], #16\n\t"       \
+        "vmladav.s8 %[a0], q1, q0\n\t"        \
+        "vldrb.u8 q1, [%[w1]], #16\n\t"       \
+        "vmladav.s8 %[a1], q1, q0\n\t"        \
+        "vldrb.u8 q1, [%[w2]], #16\n\t"       \
+        "vmladav.s8 %[a2], q1, q0\n\t"        \
+        "vldrb.u8 q1, [%[w3]], #16\n\t"       \
+        "vmladav.s8 %[a3], q1, q0\n\t"        \
+        "vldrb.u8 q0, [%[x]], #16\n\t"        \
+        "vldrb.u8 q1, [%[w0]], #16\n\t"       \
+        "vmladava.s8 %[a0], q1, q0\n\t"       \
+        "vldrb.u8 q1, [%[w1]], #16\n\t"       \
+        "vmladava.s8 %[a1], q1, q0\n\t"       \
+        "vldrb.u8 q1, [%[w2]], #16\n\t"       \
+        "vmladava.s8 %[a2], q1, q0\n\t"       \
+        "vldrb.u8 q1, [%[w3]], #16\n\t"       \
+        "vmladava.s8 %[a3], q1, q0\n\t"       \
+        "vmov q2[2], q2[0], %[a0], %[a2]\n\t" \
+        "vmov q2[3], q2[1], %[a1], %[a3]\n\t" \
+        "vcvt.f32.s32 q2, q2\n\t"             \
+        "vldrw.u32 q3, [q4, #4]!\n\t"         \
+        "vmul.f32 q2, q2, q3\n\t"             \
+        "ldr %[a0], [%[xs]], #4\n\t"          \
+        "vmul.f32 q2, q2, %[a0]\n\t"          \
+        "vadd.f32 q5, q5, q2\n\t"
+
 /* Four rows times `n` whole groups of 32 (groups of 32 are the models' and
  * the acceptance shape's): 27 instructions per 128 MACs. q4 holds the four
  * rows' scale addresses minus 4 (VLDRW's writeback steps them a group at a
@@ -60,32 +92,7 @@ static void rows4_gs32(float *out, const int8_t *w0, size_t cols, const int8_t *
         "vmov.i32 q5, #0\n\t"
         "dls lr, %[n]\n"
         "1:\n\t"
-        "vldrb.u8 q0, [%[x]], #16\n\t"
-        "vldrb.u8 q1, [%[w0]], #16\n\t"
-        "vmladav.s8 %[a0], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w1]], #16\n\t"
-        "vmladav.s8 %[a1], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w2]], #16\n\t"
-        "vmladav.s8 %[a2], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w3]], #16\n\t"
-        "vmladav.s8 %[a3], q1, q0\n\t"
-        "vldrb.u8 q0, [%[x]], #16\n\t"
-        "vldrb.u8 q1, [%[w0]], #16\n\t"
-        "vmladava.s8 %[a0], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w1]], #16\n\t"
-        "vmladava.s8 %[a1], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w2]], #16\n\t"
-        "vmladava.s8 %[a2], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w3]], #16\n\t"
-        "vmladava.s8 %[a3], q1, q0\n\t"
-        "vmov q2[2], q2[0], %[a0], %[a2]\n\t"
-        "vmov q2[3], q2[1], %[a1], %[a3]\n\t"
-        "vcvt.f32.s32 q2, q2\n\t"
-        "vldrw.u32 q3, [q4, #4]!\n\t"
-        "vmul.f32 q2, q2, q3\n\t"
-        "ldr %[a0], [%[xs]], #4\n\t"
-        "vmul.f32 q2, q2, %[a0]\n\t"
-        "vadd.f32 q5, q5, q2\n\t"
+        TP_Q8_GS32_GROUP
         "le lr, 1b\n\t"
         "vstrw.32 q5, [%[out]]"
         : [w0] "+&r"(p0), [w1] "+&r"(p1), [w2] "+&r"(p2), [w3] "+&r"(p3), [x] "+&r"(px), [xs] "+&r"(ps),
@@ -125,32 +132,7 @@ static void quads_gs32(float *out, const int8_t *w0, const int8_t *xq, const flo
         "ldr %[a0], [%[blk], #12]\n\t"
         "dls lr, %[a0]\n"
         "1:\n\t"
-        "vldrb.u8 q0, [%[x]], #16\n\t"
-        "vldrb.u8 q1, [%[w0]], #16\n\t"
-        "vmladav.s8 %[a0], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w1]], #16\n\t"
-        "vmladav.s8 %[a1], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w2]], #16\n\t"
-        "vmladav.s8 %[a2], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w3]], #16\n\t"
-        "vmladav.s8 %[a3], q1, q0\n\t"
-        "vldrb.u8 q0, [%[x]], #16\n\t"
-        "vldrb.u8 q1, [%[w0]], #16\n\t"
-        "vmladava.s8 %[a0], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w1]], #16\n\t"
-        "vmladava.s8 %[a1], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w2]], #16\n\t"
-        "vmladava.s8 %[a2], q1, q0\n\t"
-        "vldrb.u8 q1, [%[w3]], #16\n\t"
-        "vmladava.s8 %[a3], q1, q0\n\t"
-        "vmov q2[2], q2[0], %[a0], %[a2]\n\t"
-        "vmov q2[3], q2[1], %[a1], %[a3]\n\t"
-        "vcvt.f32.s32 q2, q2\n\t"
-        "vldrw.u32 q3, [q4, #4]!\n\t"
-        "vmul.f32 q2, q2, q3\n\t"
-        "ldr %[a0], [%[xs]], #4\n\t"
-        "vmul.f32 q2, q2, %[a0]\n\t"
-        "vadd.f32 q5, q5, q2\n\t"
+        TP_Q8_GS32_GROUP
         "le lr, 1b\n\t"
         "vstrw.32 q5, [%[out]], #16\n\t"
         "ldr %[a0], [%[blk], #20]\n\t"
@@ -170,6 +152,7 @@ static void quads_gs32(float *out, const int8_t *w0, const int8_t *xq, const flo
         : "lr", "cc", "memory", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
           "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23");
 }
+#undef TP_Q8_GS32_GROUP
 
 void tp_matmul_q8(float *out, const QVector *x, const QTensor *w, int rows, int cols, int group_size) {
     if (group_size % 16 != 0) {

@@ -41,25 +41,28 @@ int tp_argmax(const float *x, int n) {
     }
     return best;
 }
-#elif TP_KERNELS_HELIUM
-#include <arm_mve.h>
-
-/* The largest value four lanes at a time (VMAXNM), then the first element
- * equal to it: the same first maximum. Helium flushes subnormals, so when
- * no element equals the maximum found (every logit subnormal or zero) the
- * scalar loop below decides. */
+#else
+/* the running maximum stays in a register (it is x[best] exactly) */
 static int argmax_scalar(const float *x, int n) {
     int best = 0;
     float max = x[0];
     for (int i = 1; i < n; i++) {
-        if (x[i] > max) {
+        float v = x[i];
+        if (v > max) { /* strict: the first maximum wins */
             best = i;
-            max = x[i];
+            max = v;
         }
     }
     return best;
 }
 
+#if TP_KERNELS_HELIUM
+#include <arm_mve.h>
+
+/* The largest value four lanes at a time (VMAXNM), then the first element
+ * equal to it: the same first maximum. Helium flushes subnormals, so when
+ * no element equals the maximum found (every logit subnormal or zero) the
+ * scalar loop decides. */
 int tp_argmax(const float *x, int n) {
     if (x[0] != x[0]) return argmax_scalar(x, n); /* NaN first: VMAXNM would skip it */
     float32x4_t m = vdupq_n_f32(x[0]);
@@ -73,19 +76,8 @@ int tp_argmax(const float *x, int n) {
     return argmax_scalar(x, n);
 }
 #else
-int tp_argmax(const float *x, int n) {
-    /* the running maximum stays in a register (it is x[best] exactly) */
-    int best = 0;
-    float max = x[0];
-    for (int i = 1; i < n; i++) {
-        float v = x[i];
-        if (v > max) { /* strict: the first maximum wins */
-            best = i;
-            max = v;
-        }
-    }
-    return best;
-}
+int tp_argmax(const float *x, int n) { return argmax_scalar(x, n); }
+#endif
 #endif
 
 int tp_sample(Sampler *s, float *logits) {

@@ -45,28 +45,35 @@ static void touch_qtensor(const Model *m, QTensor t, uint64_t rows, uint64_t col
     touch(m, t.s, 4 * rows * groups, 1);
 }
 
-static void check_sections(const Model *m) {
+/* Every quantized tensor with its rows and columns: the one walk check_sections and tame share. */
+static void each_qtensor(const Model *m, void (*visit)(const Model *, QTensor, uint64_t, uint64_t)) {
     const Config *c = &m->config;
     const Weights *w = &m->weights;
     uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
     uint64_t kv = (uint64_t)c->kv_dim, vocab = (uint64_t)c->vocab_size;
-    uint64_t layers = (uint64_t)c->n_layers;
+    visit(m, w->embedding, vocab, dim);
+    visit(m, w->classifier, vocab, dim);
+    const LayerWeights *l0 = &w->layer0;
+    for (int l = 0; l < c->n_layers; l++) {
+        visit(m, tp_layer_tensor(w, &l0->wq, l), dim, dim);
+        visit(m, tp_layer_tensor(w, &l0->wk, l), kv, dim);
+        visit(m, tp_layer_tensor(w, &l0->wv, l), kv, dim);
+        visit(m, tp_layer_tensor(w, &l0->wo, l), dim, dim);
+        visit(m, tp_layer_tensor(w, &l0->w1, l), hidden, dim);
+        visit(m, tp_layer_tensor(w, &l0->w2, l), dim, hidden);
+        visit(m, tp_layer_tensor(w, &l0->w3, l), hidden, dim);
+    }
+}
+
+static void check_sections(const Model *m) {
+    const Config *c = &m->config;
+    const Weights *w = &m->weights;
+    uint64_t dim = (uint64_t)c->dim, layers = (uint64_t)c->n_layers;
     touch(m, w->rope, 4 * (uint64_t)c->seq_len * (uint64_t)c->head_size, 1);
     touch(m, w->rms_att, 4 * layers * dim, 1);
     touch(m, w->rms_ffn, 4 * layers * dim, 1);
     touch(m, w->rms_final, 4 * dim, 1);
-    touch_qtensor(m, w->embedding, vocab, dim);
-    touch_qtensor(m, w->classifier, vocab, dim);
-    const LayerWeights *l0 = &w->layer0;
-    for (int l = 0; l < c->n_layers; l++) {
-        touch_qtensor(m, tp_layer_tensor(w, &l0->wq, l), dim, dim);
-        touch_qtensor(m, tp_layer_tensor(w, &l0->wk, l), kv, dim);
-        touch_qtensor(m, tp_layer_tensor(w, &l0->wv, l), kv, dim);
-        touch_qtensor(m, tp_layer_tensor(w, &l0->wo, l), dim, dim);
-        touch_qtensor(m, tp_layer_tensor(w, &l0->w1, l), hidden, dim);
-        touch_qtensor(m, tp_layer_tensor(w, &l0->w2, l), dim, hidden);
-        touch_qtensor(m, tp_layer_tensor(w, &l0->w3, l), hidden, dim);
-    }
+    each_qtensor(m, touch_qtensor);
 }
 
 static void fill(const Model *m, const float *p, uint64_t count, float value) {
@@ -85,9 +92,7 @@ static void fill_scales(const Model *m, QTensor t, uint64_t rows, uint64_t cols)
 static void tame(const Model *m) {
     const Config *c = &m->config;
     const Weights *w = &m->weights;
-    uint64_t dim = (uint64_t)c->dim, hidden = (uint64_t)c->hidden_dim;
-    uint64_t kv = (uint64_t)c->kv_dim, vocab = (uint64_t)c->vocab_size;
-    uint64_t layers = (uint64_t)c->n_layers;
+    uint64_t dim = (uint64_t)c->dim, layers = (uint64_t)c->n_layers;
     uint64_t rope_pairs = (uint64_t)c->seq_len * (uint64_t)c->head_size / 2;
     for (uint64_t i = 0; i < rope_pairs; i++) {
         fill(m, w->rope + 2 * i, 1, 1.0f);
@@ -96,18 +101,7 @@ static void tame(const Model *m) {
     fill(m, w->rms_att, layers * dim, 1.0f);
     fill(m, w->rms_ffn, layers * dim, 1.0f);
     fill(m, w->rms_final, dim, 1.0f);
-    fill_scales(m, w->embedding, vocab, dim);
-    fill_scales(m, w->classifier, vocab, dim);
-    const LayerWeights *l0 = &w->layer0;
-    for (int l = 0; l < c->n_layers; l++) {
-        fill_scales(m, tp_layer_tensor(w, &l0->wq, l), dim, dim);
-        fill_scales(m, tp_layer_tensor(w, &l0->wk, l), kv, dim);
-        fill_scales(m, tp_layer_tensor(w, &l0->wv, l), kv, dim);
-        fill_scales(m, tp_layer_tensor(w, &l0->wo, l), dim, dim);
-        fill_scales(m, tp_layer_tensor(w, &l0->w1, l), hidden, dim);
-        fill_scales(m, tp_layer_tensor(w, &l0->w2, l), dim, hidden);
-        fill_scales(m, tp_layer_tensor(w, &l0->w3, l), hidden, dim);
-    }
+    each_qtensor(m, fill_scales);
 }
 
 static void load_and_use(uint8_t *image, uint32_t size) {
