@@ -43,11 +43,9 @@ from profiler.emulator import instructions_from_ticks
 from profiler.firmware import FIRMWARE_DIR
 from profiler.models.convert import quantize_weights
 from profiler.models.format import ModelConfig, TpmModel
+from profiler.models.inspect import costs
 from profiler.models.random_model import random_float_weights
 from profiler.sinks.jsonl import read_jsonl
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from emulated import macs_per_token  # a sibling script: run as `python benchmarks/kernels.py`
 
 # (device, kernel set): a new variant of a port is one more line here
 BOARDS: tuple[tuple[str, str], ...] = (("stm32", "dsp"), ("stm32", "portable"), ("riscv", "rv32"),
@@ -297,12 +295,12 @@ def _lines(stream: BinaryIO) -> Iterator[bytes]:
         yield rest
 
 
-def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, elf: Path
-            ) -> tuple[dict[str, float], dict[str, float], float]:
-    """Mean instructions per decode step 1..31 by category, by leaf routine, and the traced mean (the check)."""
+def traced_run(options: RunOptions, elf: Path) -> tuple[list[dict], Trace]:  # type: ignore[type-arg]
+    """One run of `options` (firmware `elf`) under QEMU's execution log: its records and the log's counts."""
     symbols = Symbols(elf)
     trace = Trace(symbols, symbols.address["tp_forward"])
-    fifo = out / "qemu-exec.log"
+    options.out.mkdir(parents=True, exist_ok=True)
+    fifo = options.out / "qemu-exec.log"
     os.mkfifo(fifo)
     errors: list[BaseException] = []
 
@@ -317,12 +315,22 @@ def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, el
     thread.start()
     os.environ["TINY_PROFILER_QEMU_ARGS"] = f"-d in_asm,exec,nochain -D {fifo}"
     try:
-        run_once(device, kernels, model, out, TOKENS + 1)  # one more token bounds step 31
+        session, path = plan_run(options)
+        session.run()
     finally:
         del os.environ["TINY_PROFILER_QEMU_ARGS"]
         thread.join(timeout=600)
     if errors:
         raise errors[0]
+    return read_jsonl(path), trace
+
+
+def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, elf: Path
+            ) -> tuple[dict[str, float], dict[str, float], float]:
+    """Mean instructions per decode step 1..31 by category, by leaf routine, and the traced mean (the check)."""
+    # one repetition, no warmup (every emulated repetition takes the same instructions); one more token bounds step 31
+    _, trace = traced_run(RunOptions(device=device, model=str(model), tokens=TOKENS + 1, repeat=1, warmup=0, out=out,
+                                     emulate=True, kernels=kernels), elf)
     categories = classify(elf, ADDR2LINE[device], trace.addresses())
     # segment n + 1 is forward n; decode step k is the forward at prompt position n_prompt - 1 + k
     totals: Counter[str] = Counter()
@@ -339,7 +347,7 @@ def measure(device: str, kernels: str, name: str, model: Path, work: Path, share
     records = run_once(device, kernels, model, work / f"{device}-{kernels}-{name}".replace(" ", "-"), TOKENS)
     header, summary = records[0], records[-1]
     row = Row(device, kernels, name, firmware_id=header["firmware_id"])
-    row.weight_macs, _ = macs_per_token(cfg, range(1))
+    row.weight_macs = costs(cfg).weight_macs
     row.steps = decode_steps(records)
     sections = header["firmware_sections"]
     row.text_bytes = sections.get(".text", 0)
