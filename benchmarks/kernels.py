@@ -104,27 +104,12 @@ def bench_models(directory: Path) -> dict[str, Path]:
     return paths
 
 
-def run_once(device: str, kernels: str, model: Path, out: Path, tokens: int) -> list[dict]:  # type: ignore[type-arg]
-    """One repetition, no warmup: every emulated repetition takes the same instructions."""
-    session, path = plan_run(RunOptions(device=device, model=str(model), tokens=tokens, repeat=1, warmup=0,
-                                        out=out, emulate=True, kernels=kernels))
-    session.run()
-    return read_jsonl(path)
-
-
-def predicted_step_cycles(device: str, kernels: str, model: Path, out: Path) -> tuple[float | None, str | None]:
-    """Predicted cycles per decode step and the model's name (a valid run: 5 repetitions, traced once)."""
-    session, _ = plan_run(RunOptions(device=device, model=str(model), tokens=TOKENS, repeat=5, warmup=0, out=out,
-                                     emulate=True, kernels=kernels, predict=True))
-    summary = session.run()
-    return summary.predicted_cycles_per_token, summary.cycle_model
-
-
 def decode_steps(records: list[dict]) -> list[float]:  # type: ignore[type-arg]
-    """Instructions of decode steps 1..n-1 from the token ticks."""
+    """Instructions of decode steps 1..n-1 from the token ticks of the first repetition."""
     header = records[0]
     shift = header["emulator"]["icount_shift"]
-    ticks = [r["ticks"] for r in records if r["type"] == "token"]
+    tokens = [r for r in records if r["type"] == "token"]
+    ticks = [r["ticks"] for r in tokens if r["repetition"] == tokens[0]["repetition"]]
     return [instructions_from_ticks(b - a, header["timer_hz"], shift) for a, b in itertools.pairwise(ticks)]
 
 
@@ -344,17 +329,22 @@ def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, el
 
 def measure(device: str, kernels: str, name: str, model: Path, work: Path, shares: bool) -> Row:
     cfg = open_model(model)[0].config
-    records = run_once(device, kernels, model, work / f"{device}-{kernels}-{name}".replace(" ", "-"), TOKENS)
+    # One run gives the instructions (first repetition: every emulated repetition takes the same) and the
+    # predicted cycles (a valid run: 5 repetitions, the first traced by the cycle model's plugin).
+    session, path = plan_run(RunOptions(device=device, model=str(model), tokens=TOKENS, repeat=5, warmup=0,
+                                        out=work / f"{device}-{kernels}-{name}".replace(" ", "-"), emulate=True,
+                                        kernels=kernels, predict=True))
+    predicted = session.run()
+    records = read_jsonl(path)
     header, summary = records[0], records[-1]
     row = Row(device, kernels, name, firmware_id=header["firmware_id"])
+    row.predicted_cycles, row.cycle_model = predicted.predicted_cycles_per_token, predicted.cycle_model
     row.weight_macs = costs(cfg).weight_macs
     row.steps = decode_steps(records)
     sections = header["firmware_sections"]
     row.text_bytes = sections.get(".text", 0)
     row.bss_bytes = sections.get(".bss", 0)
     row.peak_ram_bytes = summary["peak_ram_bytes"]
-    row.predicted_cycles, row.cycle_model = predicted_step_cycles(
-        device, kernels, model, work / f"predict-{device}-{kernels}-{name}".replace(" ", "-"))
     if shares:
         from profiler.firmware import cache_dir
 
