@@ -38,6 +38,7 @@ from rich.table import Table
 from profiler import reference_cache
 from profiler.api import RunOptions, open_model, plan_run, resolve_model_path
 from profiler.models.format import ModelConfig
+from profiler.models.inspect import costs
 from profiler.sinks.jsonl import read_jsonl
 
 TOKENS = 32
@@ -50,11 +51,8 @@ STAGES = ("plan", "flash", "device_connection", "model_loading", "reference", "r
 
 def macs_per_token(cfg: ModelConfig, positions: range) -> tuple[int, float]:
     """(weight MACs per token, mean attention MACs over `positions`)."""
-    kv_dim = cfg.dim * cfg.n_kv_heads // cfg.n_heads
-    per_layer = 2 * cfg.dim * cfg.dim + 2 * kv_dim * cfg.dim + 3 * cfg.dim * cfg.hidden_dim
-    weights = cfg.n_layers * per_layer + cfg.vocab_size * cfg.dim
     attention = [cfg.n_layers * cfg.n_heads * cfg.head_size * 2 * (pos + 1) for pos in positions]
-    return weights, sum(attention) / len(attention)
+    return costs(cfg).weight_macs, sum(attention) / len(attention)
 
 
 def host_stages(records: list[dict[str, Any]], plan_s: float, wall_s: float) -> dict[str, float]:

@@ -15,69 +15,37 @@ vector instructions in two beats, so vector instructions per token, not instruct
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
-import threading
 from collections import Counter
 from pathlib import Path
 
 from profiler.api import RunOptions, plan_run
+from profiler.cycles.disasm import objdump_lines
 from profiler.firmware import cache_dir
+from profiler.models.format import read_header
+from profiler.models.inspect import costs
 from profiler.sinks.jsonl import read_jsonl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernels import Symbols, Trace, bench_models, decode_steps  # siblings: run as `python benchmarks/helium.py`
+from kernels import bench_models, decode_steps, traced_run  # siblings: run as `python benchmarks/helium.py`
 
 TOKENS = 32
-WEIGHT_MACS = 278_528
-_LINE = re.compile(r"^\s*([0-9a-f]+):\s+(?:[0-9a-f]{4}\s?){1,2}\s+(\S+)\s*(.*)$")
 _VECTOR = re.compile(r"\bq[0-7]\b")
 
 
 def instructions(elf: Path) -> dict[int, bool]:
     """Address -> is a Helium instruction, for every instruction of the ELF (objdump, armv8.1-m.main)."""
-    dump = subprocess.run(["arm-none-eabi-objdump", "-d", "-m", "armv8.1-m.main", str(elf)], capture_output=True,
-                          text=True, check=True).stdout
-    found = {}
-    for line in dump.splitlines():
-        m = _LINE.match(line)
-        if m and not m.group(2).startswith("."):
-            mnemonic, operands = m.group(2), m.group(3)
-            found[int(m.group(1), 16)] = bool(_VECTOR.search(operands)) or mnemonic.startswith(("vpst", "vpt", "vctp"))
-    return found
+    return {addr: bool(_VECTOR.search(operands)) or mnemonic.startswith(("vpst", "vpt", "vctp"))
+            for addr, _, mnemonic, operands in objdump_lines(elf, "arm-none-eabi-objdump", "binutils-arm-none-eabi",
+                                                             machine="armv8.1-m.main")}
 
 
-def run(device: str, kernels: str, model: Path, out: Path, trace: bool) -> tuple[list[dict], Trace | None]:  # type: ignore[type-arg]
-    tracer: Trace | None = None
-    thread = None
-    if trace:
-        probe = run(device, kernels, model, out / "probe", trace=False)[0]
-        elf = cache_dir() / probe[0]["firmware_id"] / "firmware.elf"
-        symbols = Symbols(elf)
-        tracer = Trace(symbols, symbols.address["tp_forward"])
-        fifo = out / "exec.log"
-        os.mkfifo(fifo)
-
-        def feed() -> None:
-            with fifo.open("rb") as stream:
-                tracer.feed(stream)  # type: ignore[union-attr]
-
-        thread = threading.Thread(target=feed, daemon=True)
-        thread.start()
-        os.environ["TINY_PROFILER_QEMU_ARGS"] = f"-d in_asm,exec,nochain -D {fifo}"
-    try:
-        session, path = plan_run(RunOptions(device=device, model=str(model), prompt="", tokens=TOKENS + int(trace),
-                                            repeat=5 if not trace else 1, warmup=0, out=out, emulate=True,
-                                            kernels=kernels))
-        session.run()
-    finally:
-        os.environ.pop("TINY_PROFILER_QEMU_ARGS", None)
-        if thread is not None:
-            thread.join(timeout=600)
-    return read_jsonl(path), tracer
+def options(device: str, kernels: str, model: Path, out: Path, trace: bool) -> RunOptions:
+    """Prompt "" (BOS), 5 repetitions; traced: one repetition and one more token, which bounds the last step."""
+    return RunOptions(device=device, model=str(model), prompt="", tokens=TOKENS + int(trace),
+                      repeat=5 if not trace else 1, warmup=0, out=out, emulate=True, kernels=kernels)
 
 
 def main() -> int:
@@ -87,15 +55,18 @@ def main() -> int:
         for device, kernels in (("m55", "helium"), ("m7", "dsp")):
             for name in ("bench int8", "bench int4"):
                 out = work / f"{device}-{name}".replace(" ", "-")
-                records, _ = run(device, kernels, models[name], out, trace=False)
+                session, path = plan_run(options(device, kernels, models[name], out, trace=False))
+                session.run()
+                records = read_jsonl(path)
                 summary = records[-1]
                 ipt = summary["decode_instructions_per_token"]
+                weight_macs = costs(read_header(models[name]).config).weight_macs
                 row = {"board": device, "kernels": kernels, "model": name, "valid": summary["valid"],
-                       "decode_instructions_per_token": ipt, "instructions_per_weight_mac": ipt / WEIGHT_MACS}
+                       "decode_instructions_per_token": ipt, "instructions_per_weight_mac": ipt / weight_macs}
                 if device == "m55":
-                    traced, tracer = run(device, kernels, models[name], out / "trace", trace=True)
-                    assert tracer is not None
-                    elf = cache_dir() / traced[0]["firmware_id"] / "firmware.elf"
+                    elf = cache_dir() / records[0]["firmware_id"] / "firmware.elf"
+                    traced, tracer = traced_run(options(device, kernels, models[name], out / "trace", trace=True),
+                                                elf)
                     kinds = instructions(elf)
                     steps = decode_steps(traced)[:TOKENS - 1]
                     total: Counter[str] = Counter()

@@ -43,11 +43,9 @@ from profiler.emulator import instructions_from_ticks
 from profiler.firmware import FIRMWARE_DIR
 from profiler.models.convert import quantize_weights
 from profiler.models.format import ModelConfig, TpmModel
+from profiler.models.inspect import costs
 from profiler.models.random_model import random_float_weights
 from profiler.sinks.jsonl import read_jsonl
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from emulated import macs_per_token  # a sibling script: run as `python benchmarks/kernels.py`
 
 # (device, kernel set): a new variant of a port is one more line here
 BOARDS: tuple[tuple[str, str], ...] = (("stm32", "dsp"), ("stm32", "portable"), ("riscv", "rv32"),
@@ -106,27 +104,12 @@ def bench_models(directory: Path) -> dict[str, Path]:
     return paths
 
 
-def run_once(device: str, kernels: str, model: Path, out: Path, tokens: int) -> list[dict]:  # type: ignore[type-arg]
-    """One repetition, no warmup: every emulated repetition takes the same instructions."""
-    session, path = plan_run(RunOptions(device=device, model=str(model), tokens=tokens, repeat=1, warmup=0,
-                                        out=out, emulate=True, kernels=kernels))
-    session.run()
-    return read_jsonl(path)
-
-
-def predicted_step_cycles(device: str, kernels: str, model: Path, out: Path) -> tuple[float | None, str | None]:
-    """Predicted cycles per decode step and the model's name (a valid run: 5 repetitions, traced once)."""
-    session, _ = plan_run(RunOptions(device=device, model=str(model), tokens=TOKENS, repeat=5, warmup=0, out=out,
-                                     emulate=True, kernels=kernels, predict=True))
-    summary = session.run()
-    return summary.predicted_cycles_per_token, summary.cycle_model
-
-
 def decode_steps(records: list[dict]) -> list[float]:  # type: ignore[type-arg]
-    """Instructions of decode steps 1..n-1 from the token ticks."""
+    """Instructions of decode steps 1..n-1 from the token ticks of the first repetition."""
     header = records[0]
     shift = header["emulator"]["icount_shift"]
-    ticks = [r["ticks"] for r in records if r["type"] == "token"]
+    tokens = [r for r in records if r["type"] == "token"]
+    ticks = [r["ticks"] for r in tokens if r["repetition"] == tokens[0]["repetition"]]
     return [instructions_from_ticks(b - a, header["timer_hz"], shift) for a, b in itertools.pairwise(ticks)]
 
 
@@ -297,12 +280,12 @@ def _lines(stream: BinaryIO) -> Iterator[bytes]:
         yield rest
 
 
-def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, elf: Path
-            ) -> tuple[dict[str, float], dict[str, float], float]:
-    """Mean instructions per decode step 1..31 by category, by leaf routine, and the traced mean (the check)."""
+def traced_run(options: RunOptions, elf: Path) -> tuple[list[dict], Trace]:  # type: ignore[type-arg]
+    """One run of `options` (firmware `elf`) under QEMU's execution log: its records and the log's counts."""
     symbols = Symbols(elf)
     trace = Trace(symbols, symbols.address["tp_forward"])
-    fifo = out / "qemu-exec.log"
+    options.out.mkdir(parents=True, exist_ok=True)
+    fifo = options.out / "qemu-exec.log"
     os.mkfifo(fifo)
     errors: list[BaseException] = []
 
@@ -317,12 +300,22 @@ def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, el
     thread.start()
     os.environ["TINY_PROFILER_QEMU_ARGS"] = f"-d in_asm,exec,nochain -D {fifo}"
     try:
-        run_once(device, kernels, model, out, TOKENS + 1)  # one more token bounds step 31
+        session, path = plan_run(options)
+        session.run()
     finally:
         del os.environ["TINY_PROFILER_QEMU_ARGS"]
         thread.join(timeout=600)
     if errors:
         raise errors[0]
+    return read_jsonl(path), trace
+
+
+def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, elf: Path
+            ) -> tuple[dict[str, float], dict[str, float], float]:
+    """Mean instructions per decode step 1..31 by category, by leaf routine, and the traced mean (the check)."""
+    # one repetition, no warmup (every emulated repetition takes the same instructions); one more token bounds step 31
+    _, trace = traced_run(RunOptions(device=device, model=str(model), tokens=TOKENS + 1, repeat=1, warmup=0, out=out,
+                                     emulate=True, kernels=kernels), elf)
     categories = classify(elf, ADDR2LINE[device], trace.addresses())
     # segment n + 1 is forward n; decode step k is the forward at prompt position n_prompt - 1 + k
     totals: Counter[str] = Counter()
@@ -336,17 +329,22 @@ def profile(device: str, kernels: str, model: Path, out: Path, n_prompt: int, el
 
 def measure(device: str, kernels: str, name: str, model: Path, work: Path, shares: bool) -> Row:
     cfg = open_model(model)[0].config
-    records = run_once(device, kernels, model, work / f"{device}-{kernels}-{name}".replace(" ", "-"), TOKENS)
+    # One run gives the instructions (first repetition: every emulated repetition takes the same) and the
+    # predicted cycles (a valid run: 5 repetitions, the first traced by the cycle model's plugin).
+    session, path = plan_run(RunOptions(device=device, model=str(model), tokens=TOKENS, repeat=5, warmup=0,
+                                        out=work / f"{device}-{kernels}-{name}".replace(" ", "-"), emulate=True,
+                                        kernels=kernels, predict=True))
+    predicted = session.run()
+    records = read_jsonl(path)
     header, summary = records[0], records[-1]
     row = Row(device, kernels, name, firmware_id=header["firmware_id"])
-    row.weight_macs, _ = macs_per_token(cfg, range(1))
+    row.predicted_cycles, row.cycle_model = predicted.predicted_cycles_per_token, predicted.cycle_model
+    row.weight_macs = costs(cfg).weight_macs
     row.steps = decode_steps(records)
     sections = header["firmware_sections"]
     row.text_bytes = sections.get(".text", 0)
     row.bss_bytes = sections.get(".bss", 0)
     row.peak_ram_bytes = summary["peak_ram_bytes"]
-    row.predicted_cycles, row.cycle_model = predicted_step_cycles(
-        device, kernels, model, work / f"predict-{device}-{kernels}-{name}".replace(" ", "-"))
     if shares:
         from profiler.firmware import cache_dir
 

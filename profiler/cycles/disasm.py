@@ -35,11 +35,15 @@ class Insn:
     registers_moved: int = 0  # LDM/STM/PUSH/POP/VLDM...: how many 32-bit registers
 
 
-def objdump_lines(elf: Path, objdump: str, debian_package: str) -> list[tuple[int, int, str, str]]:
-    """(address, size, mnemonic, operands) of every instruction objdump disassembles in the ELF."""
+def objdump_lines(elf: Path, objdump: str, debian_package: str, machine: str | None = None
+                  ) -> list[tuple[int, int, str, str]]:
+    """(address, size, mnemonic, operands) of every instruction objdump disassembles in the ELF.
+
+    `machine` (objdump -m) names an architecture the ELF's attributes do not select, e.g. armv8.1-m.main
+    for Helium: without it objdump prints MVE instructions as undefined halfwords."""
     tool = require_binary(objdump, debian_package)
     try:
-        text = subprocess.run([tool, "-d", "-w", str(elf)], capture_output=True,
+        text = subprocess.run([tool, "-d", "-w", *(("-m", machine) if machine else ()), str(elf)], capture_output=True,
                               text=True, check=True).stdout
     except subprocess.CalledProcessError as exc:
         raise ToolMissing(f"{objdump} could not read {elf}: {exc.stderr.strip()}") from exc
