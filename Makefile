@@ -73,6 +73,7 @@ bench: setup
 	$(PY) benchmarks/stories15m.py
 	$(PY) benchmarks/power_ingest.py
 	$(PY) benchmarks/cycle_anchors.py
+	$(PY) benchmarks/cycle_anchors.py --survey
 
 # The monitoring stack: docker compose (with Grafana) when it works, else Debian's prometheus, pushgateway and
 # alertmanager as your own processes, state, logs and pid files under $(MONITOR_DIR) (scripts/monitor_native.py).

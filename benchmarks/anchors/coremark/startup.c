@@ -12,9 +12,10 @@ void Reset_Handler(void);
 void _init(void);
 void _fini(void);
 
-/* newlib's init/fini arrays call these; -nostartfiles leaves them out */
-void _init(void) {}
-void _fini(void) {}
+/* newlib's init/fini arrays call these; -nostartfiles leaves them out. `used`: with -flto the linker
+ * would drop them before it sees libc's references. */
+__attribute__((used)) void _init(void) {}
+__attribute__((used)) void _fini(void) {}
 
 void Reset_Handler(void) {
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20; /* CPACR: CP10, CP11 full access */
