@@ -20,6 +20,7 @@ also with stm32f4-art (5 wait states at 168 MHz) over the code region. Its self-
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import subprocess
@@ -45,7 +46,7 @@ TARGET_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp
 # CoreMark's run rules leave the flags to whoever reports a score and require them in the report (FLAGS_STR).
 # The survey: GCC's optimisation levels, the flags others publish GCC CoreMark scores with (-funroll-all-loops,
 # -finline-limit, SiFive's set for its cores), each with and without link-time optimisation, as vendors'
-# compilers build their published scores (Arm Compiler -Omax with LTO, IAR -Ohs). -mfloat-abi changes nothing
+# compilers build their published scores (Nordic's datasheets: Arm Compiler 6 -Omax -flto). -mfloat-abi changes nothing
 # in the timed loop (no floating point there).
 _SIFIVE = ("-O2", "-fno-common", "-funroll-loops", "-finline-functions", "--param", "max-inline-insns-auto=20",
            "-falign-functions=4", "-falign-jumps=4", "-falign-loops=4")
@@ -82,6 +83,7 @@ class AnchorResult:
     build: str = ""  # how our binary was built: compiler and flags
 
 
+@functools.cache
 def gcc_version() -> str:
     """The cross compiler that builds both anchors, as CoreMark's report names it."""
     version = subprocess.run(["arm-none-eabi-gcc", "-dumpfullversion"], capture_output=True, text=True).stdout
@@ -136,6 +138,7 @@ def pqm4(shared: Path, work: Path) -> list[AnchorResult]:
 def build_coremark(shared: Path, work: Path, iterations: int = COREMARK_ITERATIONS,
                    flags: tuple[str, ...] = COREMARK_CFLAGS) -> Path:
     """CoreMark's unmodified sources with our mps2-an386 port, built with `flags` (CoreMark prints them)."""
+    # the survey builds many times in one `work`: one scratch copy serves them all
     tree = work / "coremark" if (work / "coremark").is_dir() else _scratch(shared / "coremark", work)
     port = ROOT / "benchmarks" / "anchors" / "coremark"
     sources = [tree / f for f in ("core_list_join.c", "core_main.c", "core_matrix.c", "core_state.c", "core_util.c")]
@@ -179,11 +182,9 @@ def coremark(shared: Path, work: Path, flags: tuple[str, ...] = COREMARK_CFLAGS)
 
 
 def survey(shared: Path, work: Path) -> list[tuple[tuple[str, ...], AnchorResult]]:
-    """Every COREMARK_SURVEY build, zero wait states, fewest instructions per iteration first."""
-    rows = []
-    for flags in COREMARK_SURVEY:
-        with tempfile.TemporaryDirectory(dir=work) as build_dir:
-            rows.append((flags, coremark(shared, Path(build_dir), flags)[0]))
+    """Every COREMARK_SURVEY build, zero wait states, fewest instructions per iteration first. The builds share
+    one scratch copy of CoreMark in `work`; each overwrites the last one's ELF and trace."""
+    rows = [(flags, coremark(shared, work, flags)[0]) for flags in COREMARK_SURVEY]
     return sorted(rows, key=lambda row: row[1].ipc1_cycles)
 
 
